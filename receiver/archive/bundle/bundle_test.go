@@ -41,7 +41,7 @@ func testManifest() *Manifest {
 		Window: Window{Start: end.Add(-time.Minute), End: end},
 		Sources: []Source{
 			{Service: "etcd", Requests: 1, Spans: 3, Bytes: 30},
-			{Service: "apiserver", Requests: 2, Spans: 5, Bytes: 50, Dropped: []Drop{{Reason: "budget", Spans: 7, Requests: 1}}},
+			{Service: "apiserver", Requests: 2, Spans: 5, Bytes: 50, Dropped: []Drop{{Reason: "budget", Spans: 7}}},
 		},
 		Archives: []Archive{{Path: "spans/local.tcspans", Records: 2, Spans: 8}},
 		Notes:    []string{"hello"},

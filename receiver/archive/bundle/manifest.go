@@ -37,8 +37,9 @@ type Manifest struct {
 	SamplingRatePerMillion *int64 `json:"sampling_rate_per_million,omitempty"`
 	// Sources counts what each source (service.name and host) sent.
 	Sources []Source `json:"sources"`
-	// Refused counts requests that could not be attributed to a source
-	// (malformed, too large, ...), by reason.
+	// Refused counts requests the receiver refused (malformed, too
+	// large, over the budget, ...), by reason; the spans of those that
+	// could be attributed to a source are also in that source's Dropped.
 	Refused []Refusal `json:"refused,omitempty"`
 	// Archives lists the span archives in the bundle.
 	Archives []Archive `json:"archives"`
@@ -77,22 +78,20 @@ type Source struct {
 	Bytes    int64 `json:"bytes"`
 	// Dropped counts spans that were received but not stored, by reason.
 	Dropped []Drop `json:"dropped,omitempty"`
-	// FirstSeen and LastSeen bound when its requests arrived.
-	FirstSeen *time.Time `json:"first_seen,omitempty"`
-	LastSeen  *time.Time `json:"last_seen,omitempty"`
 }
 
 // Drop counts spans not stored for one reason.
 type Drop struct {
-	Reason   string `json:"reason"`
-	Spans    int64  `json:"spans"`
-	Requests int64  `json:"requests"`
+	Reason string `json:"reason"`
+	Spans  int64  `json:"spans"`
 }
 
-// Refusal counts requests refused before their spans could be counted.
+// Refusal counts requests refused for one reason, with their size and,
+// where they could be counted, their spans.
 type Refusal struct {
 	Reason   string `json:"reason"`
 	Requests int64  `json:"requests"`
+	Spans    int64  `json:"spans"`
 	Bytes    int64  `json:"bytes"`
 }
 
