@@ -84,13 +84,23 @@ func Import(ctx context.Context, opts ImportOptions) (*ImportResult, error) {
 			return w.Append(rec)
 		})
 		cerr := w.Close()
+		// A span archive whose writer was killed still holds every record
+		// flushed before: keep them, and say so.
+		truncated := format == otlpfile.FormatSpanArchive && errors.Is(rerr, archive.ErrTruncated)
+		if truncated {
+			rerr = nil
+		}
 		if rerr != nil || cerr != nil {
 			return nil, fmt.Errorf("import %s: %w", in, errors.Join(rerr, cerr))
 		}
 		st := w.Stats()
 		res.Formats[in] = format
-		m.Archives = append(m.Archives, bundle.Archive{Path: name, Records: st.Records, Spans: spans, RawBytes: st.RawBytes, Bytes: st.WrittenBytes})
-		m.Notes = append(m.Notes, fmt.Sprintf("%s imported from %s (%s)", name, filepath.Base(in), format))
+		m.Archives = append(m.Archives, bundle.Archive{Path: name, Records: st.Records, Spans: spans, RawBytes: st.RawBytes, Bytes: st.WrittenBytes, Truncated: truncated})
+		note := fmt.Sprintf("%s imported from %s (%s)", name, filepath.Base(in), format)
+		if truncated {
+			note += fmt.Sprintf("; the input was cut short (its writer was killed), all %d complete records kept", st.Records)
+		}
+		m.Notes = append(m.Notes, note)
 		files = append(files, bundle.File{Name: name, Path: path})
 	}
 	m.Sources = sources.list()
