@@ -1,0 +1,205 @@
+package analyze
+
+import (
+	"slices"
+	"sort"
+)
+
+// assembly is the output of the assemble pass: every span placed in its
+// trace, duplicates marked, parents linked.
+type assembly struct {
+	// order holds span indices grouped by trace; trace t occupies
+	// order[off[t]:off[t+1]], sorted by span id (arrival order among equal
+	// ids).
+	order []int32
+	off   []int32
+	// parent holds, per position in order, the position of the span's
+	// parent, or -1 for a root (no parent id, parent not found, or link cut
+	// to break a cycle). Duplicates have -1 and flagDup.
+	parent []int32
+
+	spans     int64 // spans kept (not duplicates)
+	dups      int64 // duplicates removed (identical or not)
+	conflicts int64 // duplicates whose content differed from the kept span
+	orphans   int64 // spans with a parent id that is not in their trace
+	cycles    int64 // parent links cut to break cycles
+	selfLinks int64 // spans naming themselves as parent (counted as orphans too)
+}
+
+// assemble groups spans into traces, removes duplicates and links parents.
+//
+// Invariant: afterwards every non-duplicate span has exactly one position
+// in order, within its trace's range; parent[p] is -1 or the position of a
+// non-duplicate span of the same trace; following parent links from any
+// position ends at a root (no cycles). Of spans sharing (trace id, span id)
+// the last one read is kept, the others get flagDup. Orphans keep
+// flagOrphan and become roots. Nothing is ever dropped silently: every
+// removed or relinked span is counted.
+func assemble(st *store) *assembly {
+	nt := len(st.traceIDs)
+	a := &assembly{
+		order:  make([]int32, st.n),
+		off:    make([]int32, nt+1),
+		parent: make([]int32, st.n),
+	}
+	// Counting sort by trace index: O(n), arrival order kept within a trace.
+	for _, c := range st.chunks {
+		for i := range c {
+			a.off[c[i].trace+1]++
+		}
+	}
+	for t := 1; t <= nt; t++ {
+		a.off[t] += a.off[t-1]
+	}
+	next := make([]int32, nt)
+	copy(next, a.off[:nt])
+	idx := int32(0)
+	for _, c := range st.chunks {
+		for i := range c {
+			t := c[i].trace
+			a.order[next[t]] = idx
+			next[t]++
+			idx++
+		}
+	}
+	next = nil
+
+	var state []uint8
+	for t := 0; t < nt; t++ {
+		lo, hi := a.off[t], a.off[t+1]
+		seg := a.order[lo:hi]
+		sortByID(st, seg)
+		a.dedupe(st, seg)
+		a.link(st, seg, lo)
+		if cap(state) < len(seg) {
+			state = make([]uint8, len(seg))
+		}
+		a.breakCycles(st, seg, lo, state[:len(seg)])
+	}
+	return a
+}
+
+// sortByID sorts a trace's span indices by span id, then by arrival.
+func sortByID(st *store, seg []int32) {
+	if len(seg) <= 16 {
+		for i := 1; i < len(seg); i++ {
+			v := seg[i]
+			id := st.span(v).id
+			j := i
+			for j > 0 {
+				pid := st.span(seg[j-1]).id
+				if pid < id || (pid == id && seg[j-1] < v) {
+					break
+				}
+				seg[j] = seg[j-1]
+				j--
+			}
+			seg[j] = v
+		}
+		return
+	}
+	slices.SortFunc(seg, func(x, y int32) int {
+		a, b := st.span(x).id, st.span(y).id
+		switch {
+		case a < b:
+			return -1
+		case a > b:
+			return 1
+		}
+		return int(x - y)
+	})
+}
+
+func sameContent(x, y *span) bool {
+	return x.parent == y.parent && x.start == y.start && x.end == y.end && x.name == y.name &&
+		x.res == y.res && x.attrs == y.attrs && x.msg == y.msg && x.kind == y.kind &&
+		x.status == y.status && x.links == y.links
+}
+
+// dedupe marks all but the last of each run of equal span ids.
+func (a *assembly) dedupe(st *store, seg []int32) {
+	for i := 0; i+1 < len(seg); i++ {
+		cur, nxt := st.span(seg[i]), st.span(seg[i+1])
+		if cur.id == nxt.id {
+			cur.flags |= flagDup
+			a.dups++
+			if !sameContent(cur, nxt) {
+				a.conflicts++
+			}
+		}
+	}
+}
+
+// link resolves parent ids to positions by binary search in the sorted
+// segment (landing on the kept, last span of a run of duplicates).
+func (a *assembly) link(st *store, seg []int32, lo int32) {
+	for i, si := range seg {
+		sp := st.span(si)
+		a.parent[lo+int32(i)] = -1
+		if sp.flags&flagDup != 0 {
+			continue
+		}
+		a.spans++
+		if sp.flags&flagHasParent == 0 {
+			continue
+		}
+		if sp.parent == sp.id {
+			a.selfLinks++
+			a.orphans++
+			sp.flags |= flagOrphan
+			continue
+		}
+		// The last index whose id is <= parent: the kept span of a run.
+		j := sort.Search(len(seg), func(k int) bool { return st.span(seg[k]).id > sp.parent }) - 1
+		if j < 0 || st.span(seg[j]).id != sp.parent || st.span(seg[j]).flags&flagDup != 0 {
+			a.orphans++
+			sp.flags |= flagOrphan
+			continue
+		}
+		a.parent[lo+int32(i)] = lo + int32(j)
+	}
+}
+
+// breakCycles cuts the parent link of one span in every cycle so that all
+// parent chains end at a root. state is scratch of len(seg): 0 unvisited,
+// 1 on the current chain, 2 done.
+func (a *assembly) breakCycles(st *store, seg []int32, lo int32, state []uint8) {
+	clear(state)
+	for i := range seg {
+		if state[i] != 0 {
+			continue
+		}
+		// Walk up marking the chain; stop at a root or a done node, or
+		// detect a cycle when meeting the chain itself.
+		j := int32(i)
+		for {
+			state[j] = 1
+			p := a.parent[lo+j]
+			if p < 0 {
+				break
+			}
+			pj := p - lo
+			if state[pj] == 2 {
+				break
+			}
+			if state[pj] == 1 {
+				// Cycle: cut the link of the span at which it closed.
+				a.parent[lo+j] = -1
+				st.span(seg[j]).flags |= flagCycle
+				a.cycles++
+				break
+			}
+			j = pj
+		}
+		// Mark the chain done.
+		j = int32(i)
+		for j >= 0 && state[j] == 1 {
+			state[j] = 2
+			p := a.parent[lo+j]
+			if p < 0 {
+				break
+			}
+			j = p - lo
+		}
+	}
+}

@@ -1,0 +1,261 @@
+package analyze
+
+import (
+	"cmp"
+	"slices"
+)
+
+// skewPair collects, for one unordered pair of clock domains (a < b), the
+// offsets that would make each CLIENT→SERVER span pair between them
+// consistent, expressed as "add o to b's clock".
+type skewPair struct {
+	a, b       int32
+	lo, hi     []int64 // per sample: the interval of consistent offsets
+	violations int64   // samples inconsistent at offset 0
+	inverted   int64   // samples that no offset can fix (server longer than client)
+}
+
+// skewResult is the output of the skew pass.
+type skewResult struct {
+	applied []int64 // per clock domain: offset added to its timestamps
+	rows    []ClockSkew
+	capped  int
+	moved   int // hosts with a non-zero applied offset
+}
+
+// estimateSkew estimates a clock offset per clock domain (host) from the
+// CLIENT→SERVER span pairs that cross domains.
+//
+// Invariant: a server span must lie inside its client parent. For each
+// pair the offsets o (added to the server's clock) satisfying
+// client.start <= server.start+o and server.end+o <= client.end form an
+// interval; the estimate for two domains is the point covered by the most
+// intervals that is nearest to zero (zero whenever most pairs are already
+// consistent). Domains are then joined along a maximum spanning tree (by
+// pair count) rooted at the domain with most spans; each domain's offset is
+// relative to its tree parent, accumulated from the root, and applied
+// clamped to ±cap (cap 0: estimate only). Every domain gets a row, whether
+// or not it moved.
+func estimateSkew(st *store, a *assembly, capNs int64) *skewResult {
+	nh := len(st.hosts)
+	pairs := map[[2]int32]*skewPair{}
+	for pos, pp := range a.parent {
+		if pp < 0 {
+			continue
+		}
+		s := st.span(a.order[pos])
+		c := st.span(a.order[pp])
+		if c.kind != kindClient || s.kind != kindServer {
+			continue
+		}
+		hc, hs := st.res[c.res].clock, st.res[s.res].clock
+		if hc == hs {
+			continue
+		}
+		lo, hi := c.start-s.start, c.end-s.end // offsets for the server's clock
+		x, y := hc, hs
+		if x > y { // normalize to "add to the larger index": negate
+			x, y = y, x
+			lo, hi = -hi, -lo
+		}
+		k := [2]int32{x, y}
+		p := pairs[k]
+		if p == nil {
+			p = &skewPair{a: x, b: y}
+			pairs[k] = p
+		}
+		if lo > 0 || hi < 0 {
+			p.violations++
+		}
+		if lo > hi {
+			p.inverted++
+			continue
+		}
+		p.lo = append(p.lo, lo)
+		p.hi = append(p.hi, hi)
+	}
+
+	// Spans per host, for the choice of reference.
+	spansPerHost := make([]int64, nh)
+	servicesOf := make([]map[int32]bool, nh)
+	for _, r := range st.res {
+		if servicesOf[r.clock] == nil {
+			servicesOf[r.clock] = map[int32]bool{}
+		}
+		servicesOf[r.clock][r.service] = true
+	}
+	for _, c := range st.chunks {
+		for i := range c {
+			if c[i].flags&flagDup == 0 {
+				spansPerHost[st.res[c[i].res].clock]++
+			}
+		}
+	}
+
+	keys := make([][2]int32, 0, len(pairs))
+	est := map[[2]int32]int64{}
+	for k, p := range pairs {
+		keys = append(keys, k)
+		est[k] = coverageEstimate(p.lo, p.hi)
+	}
+	slices.SortFunc(keys, func(x, y [2]int32) int {
+		if c := cmp.Compare(x[0], y[0]); c != 0 {
+			return c
+		}
+		return cmp.Compare(x[1], y[1])
+	})
+	samples := func(k [2]int32) int64 { p := pairs[k]; return int64(len(p.lo)) + p.inverted }
+
+	// Prim's maximum spanning forest.
+	in := make([]bool, nh)
+	off := make([]int64, nh)
+	ref := make([]int32, nh)
+	via := make([][2]int32, nh)
+	for i := range ref {
+		ref[i] = -1
+	}
+	hostName := func(h int32) string { return st.strs[st.hosts[h]] }
+	for {
+		// Next reference: the host not yet placed with most spans.
+		root := int32(-1)
+		for h := int32(0); h < int32(nh); h++ {
+			if in[h] {
+				continue
+			}
+			if root < 0 || spansPerHost[h] > spansPerHost[root] ||
+				(spansPerHost[h] == spansPerHost[root] && hostName(h) < hostName(root)) {
+				root = h
+			}
+		}
+		if root < 0 {
+			break
+		}
+		in[root] = true
+		for {
+			best, bestN := -1, int64(-1)
+			for i, k := range keys {
+				if in[k[0]] == in[k[1]] {
+					continue
+				}
+				if n := samples(k); n > bestN {
+					best, bestN = i, n
+				}
+			}
+			if best < 0 {
+				break
+			}
+			k := keys[best]
+			e := est[k]
+			if in[k[0]] { // place k[1]: add e relative to k[0]
+				off[k[1]] = off[k[0]] + e
+				ref[k[1]] = k[0]
+				in[k[1]] = true
+				via[k[1]] = k
+			} else {
+				off[k[0]] = off[k[1]] - e
+				ref[k[0]] = k[1]
+				in[k[0]] = true
+				via[k[0]] = k
+			}
+		}
+	}
+
+	res := &skewResult{applied: make([]int64, nh)}
+	for h := int32(0); h < int32(nh); h++ {
+		row := ClockSkew{Host: hostName(h), EstimatedMs: ms(off[h])}
+		for svc := range servicesOf[h] {
+			row.Services = append(row.Services, st.strs[svc])
+		}
+		slices.Sort(row.Services)
+		if ref[h] >= 0 {
+			p := pairs[via[h]]
+			row.Reference = hostName(ref[h])
+			row.Pairs = int64(len(p.lo)) + p.inverted
+			row.Violations = p.violations
+		}
+		applied := off[h]
+		switch {
+		case capNs <= 0:
+			applied = 0
+		case applied > capNs:
+			applied, row.Capped = capNs, true
+		case applied < -capNs:
+			applied, row.Capped = -capNs, true
+		}
+		if row.Capped {
+			res.capped++
+		}
+		if applied != 0 {
+			res.moved++
+		}
+		res.applied[h] = applied
+		row.AppliedMs = ms(applied)
+		res.rows = append(res.rows, row)
+	}
+	slices.SortFunc(res.rows, func(x, y ClockSkew) int { return cmp.Compare(x.Host, y.Host) })
+	return res
+}
+
+// coverageEstimate returns the point covered by the most closed intervals
+// [lo[i], hi[i]], choosing among such points the one nearest to zero. Zero
+// for no intervals.
+func coverageEstimate(lo, hi []int64) int64 {
+	if len(lo) == 0 {
+		return 0
+	}
+	type ev struct {
+		x int64
+		d int // +1 open (sorts first at equal x: intervals are closed), -1 close
+	}
+	evs := make([]ev, 0, 2*len(lo))
+	for i := range lo {
+		evs = append(evs, ev{lo[i], 1}, ev{hi[i], -1})
+	}
+	slices.SortFunc(evs, func(a, b ev) int {
+		if c := cmp.Compare(a.x, b.x); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.d, a.d)
+	})
+	best, cur := 0, 0
+	var bestPoint int64
+	bestDist := int64(-1)
+	for i, e := range evs {
+		cur += e.d
+		if e.d != 1 {
+			continue
+		}
+		// After an opening event, [e.x, next event x] is covered by cur.
+		segLo := e.x
+		segHi := e.x
+		if i+1 < len(evs) {
+			segHi = evs[i+1].x
+		}
+		pt := nearestZero(segLo, segHi)
+		d := absInt(pt)
+		if cur > best || (cur == best && d < bestDist) {
+			best, bestPoint, bestDist = cur, pt, d
+		}
+	}
+	return bestPoint
+}
+
+func nearestZero(lo, hi int64) int64 {
+	switch {
+	case lo > 0:
+		return lo
+	case hi < 0:
+		return hi
+	}
+	return 0
+}
+
+func absInt(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// ms converts nanoseconds to milliseconds.
+func ms(ns int64) float64 { return float64(ns) / 1e6 }
