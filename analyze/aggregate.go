@@ -10,7 +10,7 @@ type opAgg struct {
 	kind          uint8
 	count, errors int64
 	long          int64
-	d             []int64 // durations of non-long-lived spans
+	d             int32 // series: durations of non-long-lived spans
 	total         int64
 	self, cp      int64
 	clientCalls   int64 // CLIENT spans
@@ -23,11 +23,15 @@ type opAgg struct {
 // pairAgg aggregates client/server pairs (an edge or one of its rows).
 type pairAgg struct {
 	calls, errors, long int64
-	cd, sd              []int64
+	cd, sd, gd          int32 // series: client, server, client - server
 	total               int64
 }
 
-func (p *pairAgg) add(c, s int64, isErr, long bool) {
+func newPairAgg(ss *seriesSet) pairAgg {
+	return pairAgg{cd: ss.newSeries(), sd: ss.newSeries(), gd: ss.newSeries()}
+}
+
+func (p *pairAgg) add(ss *seriesSet, c, s int64, isErr, long bool) {
 	p.calls++
 	if isErr {
 		p.errors++
@@ -35,8 +39,9 @@ func (p *pairAgg) add(c, s int64, isErr, long bool) {
 	if long {
 		p.long++
 	}
-	p.cd = append(p.cd, c)
-	p.sd = append(p.sd, s)
+	ss.add(p.cd, c)
+	ss.add(p.sd, s)
+	ss.add(p.gd, c-s)
 	p.total += c
 }
 
@@ -56,14 +61,16 @@ type svcAgg struct {
 
 type rootAgg struct {
 	op     int32
-	d      []int64
+	n      int64
+	d      int32
 	total  int64
 	shares map[int32]int64
 }
 
 type pathAgg struct {
 	ops   []int32
-	d     []int64
+	n     int64
+	d     int32
 	total int64
 	bneck int64
 	ex    topTraces
@@ -74,7 +81,7 @@ type apiAgg struct {
 	verb, resource int32
 	count, errors  int64
 	long           int64
-	d              []int64
+	d              int32
 	etcdCalls      int64
 	etcdMs         int64
 }
@@ -85,21 +92,21 @@ type etcdAgg struct {
 	long           int64
 	clientCalls    int64
 	serverCalls    int64
-	cd, sd         []int64
+	cd, sd         int32
 }
 
 type criAgg struct {
 	method, runtime int32
 	calls, errors   int64
 	serverCalls     int64
-	cd, sd          []int64
+	cd, sd          int32
 }
 
 type podAgg struct {
 	idx           int32
 	ns, pod       int32
 	syncs, errors int64
-	d             []int64
+	d             int32
 	criCalls      int64
 	criMs         int64
 }
@@ -162,6 +169,7 @@ func (tt *topTraces) ids(st *store) []string {
 type aggregator struct {
 	st  *store
 	top int
+	ss  *seriesSet
 
 	ops      []opAgg
 	opIdx    map[uint64]int32
@@ -181,7 +189,8 @@ type aggregator struct {
 	prefixes map[int32]int32
 	servers  map[int32]int32 // SERVER span name -> service id, -1 when several
 
-	orphanOps map[int32]int64
+	orphanOps   map[int32]int64
+	overflowing int64 // children not inside their parent (after skew adjustment)
 
 	slow       topTraces
 	longLived  topTraces
@@ -196,9 +205,9 @@ type aggregator struct {
 	maxEnd     int64
 }
 
-func newAggregator(st *store, top int) *aggregator {
+func newAggregator(st *store, ar *arena, top int) *aggregator {
 	return &aggregator{
-		st: st, top: top,
+		st: st, top: top, ss: &seriesSet{ar: ar},
 		opIdx: map[uint64]int32{}, svcs: map[int32]*svcAgg{},
 		edges: map[[2]int32]*edgeAgg{}, loops: map[[2]int32]*edgeAgg{},
 		roots: map[int32]*rootAgg{}, paths: map[string]*pathAgg{},
@@ -215,7 +224,7 @@ func (ag *aggregator) op(svc, name int32, kind uint8) int32 {
 		return i
 	}
 	i := int32(len(ag.ops))
-	ag.ops = append(ag.ops, opAgg{svc: svc, name: name, kind: kind})
+	ag.ops = append(ag.ops, opAgg{svc: svc, name: name, kind: kind, d: ag.ss.newSeries()})
 	ag.opIdx[k] = i
 	return i
 }
@@ -272,7 +281,7 @@ func (ag *aggregator) addTrace(tw *traceWork) {
 			o.long++
 			ag.longSpans++
 		} else {
-			o.d = append(o.d, dur)
+			ag.ss.add(o.d, dur)
 			o.total += dur
 			o.self += n.self
 			o.cp += n.cp
@@ -284,6 +293,9 @@ func (ag *aggregator) addTrace(tw *traceWork) {
 		}
 		if sp.flags&flagOrphan != 0 {
 			ag.orphanOps[n.op]++
+		}
+		if n.overflow {
+			ag.overflowing++
 		}
 		ag.minStart = min(ag.minStart, sp.start)
 		ag.maxEnd = max(ag.maxEnd, sp.end)
@@ -358,10 +370,11 @@ func (ag *aggregator) addTrace(tw *traceWork) {
 	}
 	ra := ag.roots[nodes[entry].op]
 	if ra == nil {
-		ra = &rootAgg{op: nodes[entry].op, shares: map[int32]int64{}}
+		ra = &rootAgg{op: nodes[entry].op, d: ag.ss.newSeries(), shares: map[int32]int64{}}
 		ag.roots[nodes[entry].op] = ra
 	}
-	ra.d = append(ra.d, dur)
+	ra.n++
+	ag.ss.add(ra.d, dur)
 	ra.total += dur
 	sub := tw.preord[root.pre : root.pre+root.size]
 	bneck := primary
@@ -382,23 +395,32 @@ func (ag *aggregator) addTrace(tw *traceWork) {
 	}
 	ag.pathKey = ag.pathKey[:0]
 	var prev int32 = -1
-	kept := ag.pathOps[:0:0]
 	for i := len(ag.pathOps) - 1; i >= 0; i-- {
 		o := ag.pathOps[i]
 		if prev >= 0 && ag.ops[prev].svc == ag.ops[o].svc && ag.ops[prev].name == ag.ops[o].name {
 			continue
 		}
 		prev = o
-		kept = append(kept, o)
 		ag.pathKey = strconv.AppendInt(ag.pathKey, int64(o), 36)
 		ag.pathKey = append(ag.pathKey, ',')
 	}
 	pa := ag.paths[string(ag.pathKey)]
 	if pa == nil {
-		pa = &pathAgg{ops: kept}
+		var kept []int32
+		prev = -1
+		for i := len(ag.pathOps) - 1; i >= 0; i-- {
+			o := ag.pathOps[i]
+			if prev >= 0 && ag.ops[prev].svc == ag.ops[o].svc && ag.ops[prev].name == ag.ops[o].name {
+				continue
+			}
+			prev = o
+			kept = append(kept, o)
+		}
+		pa = &pathAgg{ops: kept, d: ag.ss.newSeries()}
 		ag.paths[string(ag.pathKey)] = pa
 	}
-	pa.d = append(pa.d, dur)
+	pa.n++
+	ag.ss.add(pa.d, dur)
 	pa.total += dur
 	pa.bneck += nodes[bneck].cp
 	pa.ex.add(st, dur, t, 3)
@@ -408,23 +430,24 @@ func (ag *aggregator) addPair(m map[[2]int32]*edgeAgg, c, s *node, isErr bool, t
 	k := [2]int32{c.svc, s.svc}
 	e := m[k]
 	if e == nil {
-		e = &edgeAgg{client: c.svc, server: s.svc, rows: map[[2]int32]*pairAgg{}}
+		e = &edgeAgg{client: c.svc, server: s.svc, pairAgg: newPairAgg(ag.ss), rows: map[[2]int32]*pairAgg{}}
 		m[k] = e
 	}
 	long := c.long || s.long
 	cd, sd := c.dur(), s.dur()
-	e.add(cd, sd, isErr, long)
+	e.add(ag.ss, cd, sd, isErr, long)
 	if !long {
 		e.ex.add(ag.st, cd, ag.traceOf(c), 3)
 	}
 	rk := [2]int32{c.sp.name, s.sp.name}
 	r := e.rows[rk]
 	if r == nil {
-		r = &pairAgg{}
+		p := newPairAgg(ag.ss)
+		r = &p
 		e.rows[rk] = r
 		e.rowKey = append(e.rowKey, rk)
 	}
-	r.add(cd, sd, isErr, long)
+	r.add(ag.ss, cd, sd, isErr, long)
 }
 
 func (ag *aggregator) traceOf(n *node) int32 { return n.sp.trace }
@@ -440,15 +463,11 @@ func (ag *aggregator) kubernetes(tw *traceWork, x int32) {
 
 	// kube-apiserver request: the handler span carrying verb + resource.
 	if n.verbAnc == x {
-		verb := st.attr(sp.attrs, attrVerb)
-		res := st.attr(sp.attrs, attrResource)
-		if sub := st.attr(sp.attrs, attrSubresource); sub != "" {
-			res += "/" + sub
-		}
-		k := [2]int32{st.internString(verb), st.internString(res)}
+		ai := &st.attrInfo[sp.attrs]
+		k := [2]int32{ai.verb, ai.resource}
 		g := ag.api[k]
 		if g == nil {
-			g = &apiAgg{idx: int32(len(ag.apiList)), verb: k[0], resource: k[1]}
+			g = &apiAgg{idx: int32(len(ag.apiList)), verb: k[0], resource: k[1], d: ag.ss.newSeries()}
 			ag.api[k] = g
 			ag.apiList = append(ag.apiList, g)
 		}
@@ -464,7 +483,7 @@ func (ag *aggregator) kubernetes(tw *traceWork, x int32) {
 		if n.long || req.long {
 			g.long++
 		} else {
-			g.d = append(g.d, req.dur())
+			ag.ss.add(g.d, req.dur())
 		}
 	}
 
@@ -497,9 +516,9 @@ func (ag *aggregator) kubernetes(tw *traceWork, x int32) {
 			if long {
 				g.long++
 			} else {
-				g.cd = append(g.cd, n.dur())
+				ag.ss.add(g.cd, n.dur())
 				if srv >= 0 {
-					g.sd = append(g.sd, nodes[srv].dur())
+					ag.ss.add(g.sd, nodes[srv].dur())
 				}
 			}
 			if srv >= 0 {
@@ -523,7 +542,7 @@ func (ag *aggregator) kubernetes(tw *traceWork, x int32) {
 			if n.long {
 				g.long++
 			} else {
-				g.sd = append(g.sd, n.dur())
+				ag.ss.add(g.sd, n.dur())
 			}
 		}
 	}
@@ -538,17 +557,17 @@ func (ag *aggregator) kubernetes(tw *traceWork, x int32) {
 		k := [2]int32{nf.cri, rt}
 		g := ag.cri[k]
 		if g == nil {
-			g = &criAgg{method: nf.cri, runtime: rt}
+			g = &criAgg{method: nf.cri, runtime: rt, cd: ag.ss.newSeries(), sd: ag.ss.newSeries()}
 			ag.cri[k] = g
 		}
 		g.calls++
 		if isErr || (srv >= 0 && nodes[srv].sp.status == statusError) {
 			g.errors++
 		}
-		g.cd = append(g.cd, n.dur())
+		ag.ss.add(g.cd, n.dur())
 		if srv >= 0 {
 			g.serverCalls++
-			g.sd = append(g.sd, nodes[srv].dur())
+			ag.ss.add(g.sd, nodes[srv].dur())
 		}
 		if n.podAnc >= 0 && nodes[n.podAnc].grp >= 0 {
 			pg := ag.podList[nodes[n.podAnc].grp]
@@ -562,7 +581,7 @@ func (ag *aggregator) kubernetes(tw *traceWork, x int32) {
 		k := [2]int32{attrID(st, sp.attrs, attrK8sNamespace), attrID(st, sp.attrs, attrK8sPodName)}
 		g := ag.pods[k]
 		if g == nil {
-			g = &podAgg{idx: int32(len(ag.podList)), ns: k[0], pod: k[1]}
+			g = &podAgg{idx: int32(len(ag.podList)), ns: k[0], pod: k[1], d: ag.ss.newSeries()}
 			ag.pods[k] = g
 			ag.podList = append(ag.podList, g)
 		}
@@ -571,7 +590,7 @@ func (ag *aggregator) kubernetes(tw *traceWork, x int32) {
 		if isErr {
 			g.errors++
 		}
-		g.d = append(g.d, n.dur())
+		ag.ss.add(g.d, n.dur())
 	}
 }
 
@@ -579,7 +598,7 @@ func (ag *aggregator) etcdGroup(method, prefix int32) *etcdAgg {
 	k := [2]int32{method, prefix}
 	g := ag.etcd[k]
 	if g == nil {
-		g = &etcdAgg{method: method, prefix: prefix}
+		g = &etcdAgg{method: method, prefix: prefix, cd: ag.ss.newSeries(), sd: ag.ss.newSeries()}
 		ag.etcd[k] = g
 	}
 	return g

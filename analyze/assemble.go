@@ -1,9 +1,6 @@
 package analyze
 
-import (
-	"slices"
-	"sort"
-)
+import "slices"
 
 // assembly is the output of the assemble pass: every span placed in its
 // trace, duplicates marked, parents linked.
@@ -17,6 +14,16 @@ type assembly struct {
 	// parent, or -1 for a root (no parent id, parent not found, or link cut
 	// to break a cycle). Duplicates have -1 and flagDup.
 	parent []int32
+
+	// By-products collected while each trace is hot in cache, so later
+	// passes need no sweep of their own: positions of the spans whose
+	// parent is a CLIENT span on another clock domain while they are SERVER
+	// spans (skew samples); lone kube-apiserver authentication spans and the
+	// SERVER spans not under an authentication span (span indices, for
+	// joinLoneAuthentication).
+	cross       []int32
+	loneAuth    []int32
+	authServers []int32
 
 	spans     int64 // spans kept (not duplicates)
 	dups      int64 // duplicates removed (identical or not)
@@ -35,12 +42,15 @@ type assembly struct {
 // the last one read is kept, the others get flagDup. Orphans keep
 // flagOrphan and become roots. Nothing is ever dropped silently: every
 // removed or relinked span is counted.
-func assemble(st *store) *assembly {
+func assemble(st *store, ar *arena) *assembly {
 	nt := len(st.traceIDs)
 	a := &assembly{
-		order:  make([]int32, st.n),
-		off:    make([]int32, nt+1),
-		parent: make([]int32, st.n),
+		order:  arenaAlloc[int32](ar, st.n),
+		off:    arenaAlloc[int32](ar, nt+1),
+		parent: arenaAlloc[int32](ar, st.n),
+	}
+	if a.off == nil {
+		a.off = []int32{0}
 	}
 	// Counting sort by trace index: O(n), arrival order kept within a trace.
 	for _, c := range st.chunks {
@@ -51,7 +61,7 @@ func assemble(st *store) *assembly {
 	for t := 1; t <= nt; t++ {
 		a.off[t] += a.off[t-1]
 	}
-	next := make([]int32, nt)
+	next := arenaAlloc[int32](ar, nt)
 	copy(next, a.off[:nt])
 	idx := int32(0)
 	for _, c := range st.chunks {
@@ -64,6 +74,10 @@ func assemble(st *store) *assembly {
 	}
 	next = nil
 
+	auth, hasAuth := st.strIdx["authentication"]
+	if !hasAuth {
+		auth = -1
+	}
 	var state []uint8
 	for t := 0; t < nt; t++ {
 		lo, hi := a.off[t], a.off[t+1]
@@ -75,8 +89,44 @@ func assemble(st *store) *assembly {
 			state = make([]uint8, len(seg))
 		}
 		a.breakCycles(st, seg, lo, state[:len(seg)])
+		a.collect(st, ar, seg, lo, auth)
 	}
 	return a
+}
+
+// collect records the by-products of one linked trace.
+func (a *assembly) collect(st *store, ar *arena, seg []int32, lo, auth int32) {
+	kept, last := 0, int32(-1)
+	for i, si := range seg {
+		sp := st.span(si)
+		if sp.flags&flagDup != 0 {
+			continue
+		}
+		kept++
+		last = si
+		if sp.kind != kindServer {
+			continue
+		}
+		p := a.parent[lo+int32(i)]
+		if p < 0 {
+			if auth >= 0 {
+				a.authServers = arenaAppend(ar, a.authServers, si)
+			}
+			continue
+		}
+		ps := st.span(a.order[p])
+		if auth >= 0 && ps.name != auth {
+			a.authServers = arenaAppend(ar, a.authServers, si)
+		}
+		if ps.kind == kindClient && st.res[ps.res].clock != st.res[sp.res].clock {
+			a.cross = arenaAppend(ar, a.cross, lo+int32(i))
+		}
+	}
+	if kept == 1 && auth >= 0 {
+		if sp := st.span(last); sp.name == auth && sp.kind == kindInternal && sp.flags&flagHasParent == 0 {
+			a.loneAuth = arenaAppend(ar, a.loneAuth, last)
+		}
+	}
 }
 
 // sortByID sorts a trace's span indices by span id, then by arrival.
@@ -150,7 +200,16 @@ func (a *assembly) link(st *store, seg []int32, lo int32) {
 			continue
 		}
 		// The last index whose id is <= parent: the kept span of a run.
-		j := sort.Search(len(seg), func(k int) bool { return st.span(seg[k]).id > sp.parent }) - 1
+		lo2, hi2 := 0, len(seg)
+		for lo2 < hi2 {
+			m := int(uint(lo2+hi2) >> 1)
+			if st.span(seg[m]).id > sp.parent {
+				hi2 = m
+			} else {
+				lo2 = m + 1
+			}
+		}
+		j := lo2 - 1
 		if j < 0 || st.span(seg[j]).id != sp.parent || st.span(seg[j]).flags&flagDup != 0 {
 			a.orphans++
 			sp.flags |= flagOrphan

@@ -198,6 +198,8 @@ func resourceAttrKey(k []byte) int {
 type attrInfo struct {
 	watch       bool   // the span is a watch request (query watch=true, verb WATCH)
 	watchDetail string // what made it one
+	verb        int32  // kube-apiserver request verb (string id)
+	resource    int32  // resource, with "/subresource" when set (string id)
 }
 
 func (s *store) deriveAttrInfo(kvs []kv) attrInfo {
@@ -212,6 +214,14 @@ func (s *store) deriveAttrInfo(kvs []kv) attrInfo {
 		case attrWatchMark:
 			ai.watch = true
 		}
+	}
+	if v := s.attr0(kvs, attrVerb); v != "" {
+		ai.verb = s.internString(v)
+		res := s.attr0(kvs, attrResource)
+		if sub := s.attr0(kvs, attrSubresource); sub != "" {
+			res += "/" + sub
+		}
+		ai.resource = s.internString(res)
 	}
 	if ai.watch && ai.watchDetail == "" {
 		for _, a := range kvs {
@@ -250,4 +260,13 @@ func longLivedName(name string) (reason string, ok bool) {
 		return "stream", true
 	}
 	return "", false
+}
+
+func (s *store) attr0(kvs []kv, k uint8) string {
+	for _, a := range kvs {
+		if a.key == k {
+			return s.strs[a.val]
+		}
+	}
+	return ""
 }

@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -272,13 +273,22 @@ func resetPeakRSS() bool {
 type runFigures struct {
 	spans         int64
 	elapsed       time.Duration
+	cpu           time.Duration // user + system CPU time of the process during the run
 	baseRSS, peak int64
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func (f runFigures) String() string {
 	sec := f.elapsed.Seconds()
-	return fmt.Sprintf("spans=%d elapsed=%.3fs spans_per_s=%.0f peak_rss_MiB=%.1f rss_bytes_per_span=%.1f (above the %.1f MiB before the run: %.1f)",
-		f.spans, sec, float64(f.spans)/sec, float64(f.peak)/(1<<20), float64(f.peak)/float64(f.spans),
+	return fmt.Sprintf("spans=%d elapsed=%.3fs spans_per_s=%.0f cpu=%.3fs spans_per_cpu_s=%.0f peak_rss_MiB=%.1f rss_bytes_per_span=%.1f (above the %.1f MiB before the run: %.1f)",
+		f.spans, sec, float64(f.spans)/sec, f.cpu.Seconds(), float64(f.spans)/f.cpu.Seconds(), float64(f.peak)/(1<<20), float64(f.peak)/float64(f.spans),
 		float64(f.baseRSS)/(1<<20), float64(f.peak-f.baseRSS)/float64(f.spans))
 }
 
@@ -289,13 +299,13 @@ func measure(tb testing.TB, src RecordSource) (*Result, runFigures) {
 	debug.FreeOSMemory()
 	base := procStatus("VmRSS")
 	resetPeakRSS()
-	t0 := time.Now()
+	c0, t0 := cpuTime(), time.Now()
 	res, err := Run(context.Background(), Options{}, src)
-	el := time.Since(t0)
+	el, cpu := time.Since(t0), cpuTime()-c0
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return res, runFigures{spans: res.Summary.Spans, elapsed: el, baseRSS: base, peak: procStatus("VmHWM")}
+	return res, runFigures{spans: res.Summary.Spans, elapsed: el, cpu: cpu, baseRSS: base, peak: procStatus("VmHWM")}
 }
 
 // BenchmarkAnalyze1M analyzes a generated 1,000,000-span capture end to end
@@ -339,6 +349,7 @@ func benchAnalyze(b *testing.B, n int64, fromArchive bool) {
 		b.Fatalf("analyzed %d spans, want %d", last.spans, n)
 	}
 	b.ReportMetric(float64(last.spans)/last.elapsed.Seconds(), "spans/s")
+	b.ReportMetric(float64(last.spans)/last.cpu.Seconds(), "spans/cpu_s")
 	b.ReportMetric(float64(last.peak)/float64(last.spans), "rss_B/span")
 	fmt.Fprintf(os.Stderr, "analyze %s: %s\n", filepath.Base(map[bool]string{true: arch, false: frames}[fromArchive]), last)
 }

@@ -8,26 +8,17 @@ import (
 	"time"
 )
 
-// percentiles sorts d in place and returns its nearest-rank percentiles.
-func percentiles(d []int64) Percentiles {
+// percentilesSorted returns the nearest-rank percentiles of ascending d.
+func percentilesSorted(d []int64) Percentiles {
 	n := len(d)
 	if n == 0 {
 		return Percentiles{}
 	}
-	slices.Sort(d)
 	rank := func(p int) float64 {
 		k := (p*n + 99) / 100 // ceil(p/100 · n) in integers
 		return ms(d[max(1, k)-1])
 	}
 	return Percentiles{P50: rank(50), P90: rank(90), P99: rank(99), Max: ms(d[n-1])}
-}
-
-func gaps(c, s []int64) []int64 {
-	g := make([]int64, len(c))
-	for i := range c {
-		g[i] = c[i] - s[i]
-	}
-	return g
 }
 
 func rfc3339(ns int64) string {
@@ -88,8 +79,8 @@ func buildResult(opts *Options, st *store, asm *assembly, sk *skewResult, tw *tr
 	slices.SortFunc(r.Services, func(a, b Service) int { return cmp.Compare(a.Name, b.Name) })
 
 	// Edges and loopback.
-	r.Edges = buildEdges(st, ag.edges)
-	r.Loopback = buildEdges(st, ag.loops)
+	r.Edges = buildEdges(st, ag.ss, ag.edges)
+	r.Loopback = buildEdges(st, ag.ss, ag.loops)
 
 	// Operations.
 	for i := range ag.ops {
@@ -97,7 +88,7 @@ func buildResult(opts *Options, st *store, asm *assembly, sk *skewResult, tw *tr
 		r.Operations = append(r.Operations, Operation{
 			Service: str(o.svc), Name: str(o.name), Kind: kindNames[o.kind],
 			Count: o.count, Errors: o.errors, LongLived: o.long,
-			Ms: percentiles(o.d), MsTotal: ms(o.total), SelfMsTotal: ms(o.self), CriticalPathMsTotal: ms(o.cp),
+			Ms: ag.ss.pct(o.d), MsTotal: ms(o.total), SelfMsTotal: ms(o.self), CriticalPathMsTotal: ms(o.cp),
 		})
 	}
 	slices.SortFunc(r.Operations, func(a, b Operation) int {
@@ -115,8 +106,8 @@ func buildResult(opts *Options, st *store, asm *assembly, sk *skewResult, tw *tr
 	// Root operations.
 	for _, ra := range ag.roots {
 		o := &ag.ops[ra.op]
-		row := RootOperation{Service: str(o.svc), Name: str(o.name), Traces: int64(len(ra.d)),
-			Ms: percentiles(ra.d), MsTotal: ms(ra.total), CriticalPath: []CriticalShare{}}
+		row := RootOperation{Service: str(o.svc), Name: str(o.name), Traces: ra.n,
+			Ms: ag.ss.pct(ra.d), MsTotal: ms(ra.total), CriticalPath: []CriticalShare{}}
 		var sum int64
 		for _, v := range ra.shares {
 			sum += v
@@ -157,7 +148,7 @@ func buildResult(opts *Options, st *store, asm *assembly, sk *skewResult, tw *tr
 
 	// Slow paths.
 	for _, pa := range ag.paths {
-		row := SlowPath{Traces: int64(len(pa.d)), Ms: percentiles(pa.d), MsTotal: ms(pa.total),
+		row := SlowPath{Traces: pa.n, Ms: ag.ss.pct(pa.d), MsTotal: ms(pa.total),
 			BottleneckMsTotal: ms(pa.bneck), ExemplarTraceIDs: pa.ex.ids(st)}
 		for _, op := range pa.ops {
 			o := &ag.ops[op]
@@ -269,13 +260,13 @@ func mergeShares(in []CriticalShare) []CriticalShare {
 	return out
 }
 
-func buildEdges(st *store, m map[[2]int32]*edgeAgg) []Edge {
+func buildEdges(st *store, ss *seriesSet, m map[[2]int32]*edgeAgg) []Edge {
 	out := []Edge{}
 	for _, e := range m {
 		row := Edge{
 			ClientService: st.strs[e.client], ServerService: st.strs[e.server],
 			Calls: e.calls, Errors: e.errors, LongLived: e.long,
-			GapMs: percentiles(gaps(e.cd, e.sd)), ClientMs: percentiles(e.cd), ServerMs: percentiles(e.sd),
+			GapMs: ss.pct(e.gd), ClientMs: ss.pct(e.cd), ServerMs: ss.pct(e.sd),
 			ClientMsTotal: ms(e.total), ExemplarTraceIDs: e.ex.ids(st), Operations: []EdgeOperation{},
 		}
 		for _, k := range e.rowKey {
@@ -283,7 +274,7 @@ func buildEdges(st *store, m map[[2]int32]*edgeAgg) []Edge {
 			row.Operations = append(row.Operations, EdgeOperation{
 				ClientOperation: st.strs[k[0]], ServerOperation: st.strs[k[1]],
 				Calls: p.calls, Errors: p.errors, LongLived: p.long,
-				GapMs: percentiles(gaps(p.cd, p.sd)), ClientMs: percentiles(p.cd), ServerMs: percentiles(p.sd),
+				GapMs: ss.pct(p.gd), ClientMs: ss.pct(p.cd), ServerMs: ss.pct(p.sd),
 			})
 		}
 		slices.SortFunc(row.Operations, func(a, b EdgeOperation) int {
@@ -400,7 +391,7 @@ func buildKubernetes(r *Result, st *store, ag *aggregator) {
 	k := &r.Kubernetes
 	for _, g := range ag.apiList {
 		k.APIServer = append(k.APIServer, APIRequestGroup{Verb: str(g.verb), Resource: str(g.resource), Count: g.count,
-			Errors: g.errors, LongLived: g.long, Ms: percentiles(g.d), EtcdMsTotal: ms(g.etcdMs), EtcdCalls: g.etcdCalls})
+			Errors: g.errors, LongLived: g.long, Ms: ag.ss.pct(g.d), EtcdMsTotal: ms(g.etcdMs), EtcdCalls: g.etcdCalls})
 	}
 	slices.SortFunc(k.APIServer, func(a, b APIRequestGroup) int {
 		if c := cmp.Compare(b.Ms.P99, a.Ms.P99); c != 0 {
@@ -413,7 +404,7 @@ func buildKubernetes(r *Result, st *store, ag *aggregator) {
 	})
 	for _, g := range ag.etcd {
 		k.Etcd = append(k.Etcd, EtcdGroup{Method: str(g.method), KeyPrefix: str(g.prefix), Calls: g.calls, Errors: g.errors,
-			LongLived: g.long, ClientCalls: g.clientCalls, ClientMs: percentiles(g.cd), ServerMs: percentiles(g.sd), ServerCalls: g.serverCalls})
+			LongLived: g.long, ClientCalls: g.clientCalls, ClientMs: ag.ss.pct(g.cd), ServerMs: ag.ss.pct(g.sd), ServerCalls: g.serverCalls})
 	}
 	slices.SortFunc(k.Etcd, func(a, b EtcdGroup) int {
 		if c := cmp.Compare(b.ClientMs.P99, a.ClientMs.P99); c != 0 {
@@ -429,7 +420,7 @@ func buildKubernetes(r *Result, st *store, ag *aggregator) {
 	})
 	for _, g := range ag.cri {
 		k.CRI = append(k.CRI, CRIGroup{Method: str(g.method), Runtime: str(g.runtime), Calls: g.calls, Errors: g.errors,
-			ClientMs: percentiles(g.cd), ServerMs: percentiles(g.sd), ServerCalls: g.serverCalls})
+			ClientMs: ag.ss.pct(g.cd), ServerMs: ag.ss.pct(g.sd), ServerCalls: g.serverCalls})
 	}
 	slices.SortFunc(k.CRI, func(a, b CRIGroup) int {
 		if c := cmp.Compare(b.ClientMs.P99, a.ClientMs.P99); c != 0 {
@@ -442,7 +433,7 @@ func buildKubernetes(r *Result, st *store, ag *aggregator) {
 	})
 	for _, g := range ag.podList {
 		k.Pods = append(k.Pods, PodGroup{Namespace: str(g.ns), Pod: str(g.pod), Syncs: g.syncs, Errors: g.errors,
-			Ms: percentiles(g.d), CRICalls: g.criCalls, CRIMsTotal: ms(g.criMs)})
+			Ms: ag.ss.pct(g.d), CRICalls: g.criCalls, CRIMsTotal: ms(g.criMs)})
 	}
 	slices.SortFunc(k.Pods, func(a, b PodGroup) int {
 		if c := cmp.Compare(b.Ms.Max, a.Ms.Max); c != 0 {

@@ -44,10 +44,24 @@ type decodeStats struct {
 	spans        int64 // spans kept
 }
 
+// keptKV is a kept attribute of the span being decoded; val points into
+// the record.
+type keptKV struct {
+	key uint8
+	val []byte
+}
+
+// maxRawSets bounds the cache of raw attribute bytes → attribute set: past
+// it, attribute values are interned one by one.
+const maxRawSets = 1 << 20
+
 type decoder struct {
 	st     *store
 	stats  decodeStats
-	packed []byte // attribute scratch: 5 bytes per kept attribute
+	packed []byte   // attribute scratch: 5 bytes per kept attribute
+	raw    []byte   // the kept attributes' raw KeyValue bytes, length-prefixed
+	kept   []keptKV // the kept attributes of the current span
+	rawSet map[string]int32
 	num    []byte // number formatting scratch
 }
 
@@ -290,7 +304,7 @@ func (d *decoder) span(b []byte, res int32) error {
 	var tid traceID
 	var haveTrace, haveID, badParent bool
 	var start, end uint64
-	d.packed = d.packed[:0]
+	d.raw, d.kept = d.raw[:0], d.kept[:0]
 	for i := 0; i < len(b); {
 		num, typ, p, v, next := field(b, i)
 		if next < 0 {
@@ -372,16 +386,23 @@ func (d *decoder) span(b []byte, res int32) error {
 		}
 		sp.end = sp.start
 	}
-	sp.attrs = d.st.attrSet(d.packed)
+	sp.attrs = d.attrSet()
 	sp.trace = d.st.trace(tid)
 	d.st.add(&sp)
 	d.stats.spans++
 	return nil
 }
 
-// attribute keeps one span attribute when its key is one the analysis
+// attribute notes one span attribute when its key is one the analysis
 // reads. Attributes are kept in arrival order; a repeated key keeps both.
 func (d *decoder) attribute(b []byte) error {
+	// Fast path: the key comes first (field 1, tag 0x0a) in every encoder
+	// we know; most attributes are not kept and need no further parsing.
+	if len(b) > 1 && b[0] == 0x0a {
+		if n, i := varint(b, 1); i > 0 && n <= uint64(len(b)-i) && spanAttrKey(b[i:i+int(n)]) == attrNone {
+			return nil
+		}
+	}
 	k, v, ok := keyValue(b)
 	if !ok {
 		return errMalformed
@@ -390,15 +411,40 @@ func (d *decoder) attribute(b []byte) error {
 	if key == attrNone {
 		return nil
 	}
-	id := d.value(v)
-	d.packed = append(d.packed, key, 0, 0, 0, 0)
-	binary.LittleEndian.PutUint32(d.packed[len(d.packed)-4:], uint32(id))
-	if key == attrHTTPTarget || key == attrURLFull || key == attrHTTPURL {
-		if s := stringValue(v); isWatchQuery(s) {
-			d.packed = append(d.packed, attrWatchMark, 0, 0, 0, 0)
+	d.raw = binary.AppendUvarint(d.raw, uint64(len(b)))
+	d.raw = append(d.raw, b...)
+	d.kept = append(d.kept, keptKV{key: key, val: v})
+	return nil
+}
+
+// attrSet returns the attribute set id of the kept attributes: one map
+// lookup on their raw bytes when this combination was seen before.
+func (d *decoder) attrSet() int32 {
+	if len(d.kept) == 0 {
+		return 0
+	}
+	if id, ok := d.rawSet[string(d.raw)]; ok {
+		return id
+	}
+	d.packed = d.packed[:0]
+	for _, kv := range d.kept {
+		id := d.value(kv.val)
+		d.packed = append(d.packed, kv.key, 0, 0, 0, 0)
+		binary.LittleEndian.PutUint32(d.packed[len(d.packed)-4:], uint32(id))
+		if kv.key == attrHTTPTarget || kv.key == attrURLFull || kv.key == attrHTTPURL {
+			if s := stringValue(kv.val); isWatchQuery(s) {
+				d.packed = append(d.packed, attrWatchMark, 0, 0, 0, 0)
+			}
 		}
 	}
-	return nil
+	id := d.st.attrSet(d.packed)
+	if d.rawSet == nil {
+		d.rawSet = map[string]int32{}
+	}
+	if len(d.rawSet) < maxRawSets {
+		d.rawSet[string(d.raw)] = id
+	}
+	return id
 }
 
 func (d *decoder) status(b []byte, sp *span) error {

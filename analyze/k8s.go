@@ -25,39 +25,9 @@ const joinTolerance = 5_000_000 // 5 ms
 // is a watch or stream, flagLong. Each SERVER span is matched at most once;
 // nothing else changes.
 func joinLoneAuthentication(st *store, a *assembly) (joined int64) {
-	auth, ok := st.strIdx["authentication"]
-	if !ok {
+	lone, servers := a.loneAuth, a.authServers
+	if len(lone) == 0 || len(servers) == 0 {
 		return 0
-	}
-	var lone, servers []int32
-	for t := 0; t+1 < len(a.off); t++ {
-		kept, idx := 0, int32(-1)
-		for _, si := range a.order[a.off[t]:a.off[t+1]] {
-			if st.span(si).flags&flagDup == 0 {
-				kept++
-				idx = si
-			}
-		}
-		if kept != 1 {
-			continue
-		}
-		sp := st.span(idx)
-		if sp.name == auth && sp.kind == kindInternal && sp.flags&flagHasParent == 0 {
-			lone = append(lone, idx)
-		}
-	}
-	if len(lone) == 0 {
-		return 0
-	}
-	for pos, si := range a.order {
-		sp := st.span(si)
-		if sp.kind != kindServer || sp.flags&flagDup != 0 {
-			continue
-		}
-		if p := a.parent[pos]; p >= 0 && st.span(a.order[p]).name == auth {
-			continue
-		}
-		servers = append(servers, si)
 	}
 	byResStart := func(x, y int32) int {
 		a, b := st.span(x), st.span(y)

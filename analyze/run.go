@@ -23,7 +23,10 @@ func Run(ctx context.Context, opts Options, src RecordSource) (*Result, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	began := time.Now()
+	ar := &arena{}
+	defer ar.release()
 	st := newStore()
+	st.ar = ar
 	dec := &decoder{st: st}
 	var in inputStats
 	nextProgress := int64(progressEvery)
@@ -60,13 +63,13 @@ func Run(ctx context.Context, opts Options, src RecordSource) (*Result, error) {
 	log.Debug("decoded spans", "records", in.records, "spans", dec.stats.spans, "traces", len(st.traceIDs),
 		"strings", len(st.strs), "attribute_sets", len(st.attrSets), "elapsed", time.Since(began))
 
-	asm := assemble(st)
+	asm := assemble(st, ar)
 	log.Debug("assembled traces", "spans", asm.spans, "duplicates", asm.dups, "orphans", asm.orphans, "elapsed", time.Since(began))
 	joined := joinLoneAuthentication(st, asm)
-	sk := estimateSkew(st, asm, opts.skewCap())
+	sk := estimateSkew(st, asm, ar, opts.skewCap())
 
 	tw := &traceWork{st: st, a: asm, skew: sk.applied, names: &nameFacts{st: st}}
-	ag := newAggregator(st, opts.top())
+	ag := newAggregator(st, ar, opts.top())
 	for t := int32(0); t < int32(len(st.traceIDs)); t++ {
 		if t&4095 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -79,6 +82,7 @@ func Run(ctx context.Context, opts Options, src RecordSource) (*Result, error) {
 	log.Debug("analyzed traces", "traces", len(st.traceIDs), "elapsed", time.Since(began))
 
 	ag.joinedAuth = joined
+	ag.ss.finish()
 	res := buildResult(&opts, st, asm, sk, tw, ag, &in)
 	if opts.Baseline != nil {
 		res.Baseline = diffBaseline(opts.Baseline, res, opts.BaselineLabel)

@@ -36,22 +36,13 @@ type skewResult struct {
 // relative to its tree parent, accumulated from the root, and applied
 // clamped to ±cap (cap 0: estimate only). Every domain gets a row, whether
 // or not it moved.
-func estimateSkew(st *store, a *assembly, capNs int64) *skewResult {
+func estimateSkew(st *store, a *assembly, ar *arena, capNs int64) *skewResult {
 	nh := len(st.hosts)
 	pairs := map[[2]int32]*skewPair{}
-	for pos, pp := range a.parent {
-		if pp < 0 {
-			continue
-		}
+	for _, pos := range a.cross {
 		s := st.span(a.order[pos])
-		c := st.span(a.order[pp])
-		if c.kind != kindClient || s.kind != kindServer {
-			continue
-		}
+		c := st.span(a.order[a.parent[pos]])
 		hc, hs := st.res[c.res].clock, st.res[s.res].clock
-		if hc == hs {
-			continue
-		}
 		lo, hi := c.start-s.start, c.end-s.end // offsets for the server's clock
 		x, y := hc, hs
 		if x > y { // normalize to "add to the larger index": negate
@@ -71,8 +62,8 @@ func estimateSkew(st *store, a *assembly, capNs int64) *skewResult {
 			p.inverted++
 			continue
 		}
-		p.lo = append(p.lo, lo)
-		p.hi = append(p.hi, hi)
+		p.lo = arenaAppend(ar, p.lo, lo)
+		p.hi = arenaAppend(ar, p.hi, hi)
 	}
 
 	// Spans per host, for the choice of reference.
@@ -84,12 +75,8 @@ func estimateSkew(st *store, a *assembly, capNs int64) *skewResult {
 		}
 		servicesOf[r.clock][r.service] = true
 	}
-	for _, c := range st.chunks {
-		for i := range c {
-			if c[i].flags&flagDup == 0 {
-				spansPerHost[st.res[c[i].res].clock]++
-			}
-		}
+	for i, r := range st.res {
+		spansPerHost[r.clock] += st.resSpans[i]
 	}
 
 	keys := make([][2]int32, 0, len(pairs))
@@ -203,35 +190,31 @@ func coverageEstimate(lo, hi []int64) int64 {
 	if len(lo) == 0 {
 		return 0
 	}
-	type ev struct {
-		x int64
-		d int // +1 open (sorts first at equal x: intervals are closed), -1 close
-	}
-	evs := make([]ev, 0, 2*len(lo))
-	for i := range lo {
-		evs = append(evs, ev{lo[i], 1}, ev{hi[i], -1})
-	}
-	slices.SortFunc(evs, func(a, b ev) int {
-		if c := cmp.Compare(a.x, b.x); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.d, a.d)
-	})
+	// Sort the opening and the closing ends separately, then sweep: at an
+	// equal coordinate openings come first (the intervals are closed).
+	los, his := slices.Clone(lo), slices.Clone(hi)
+	tmp := make([]int64, len(lo))
+	sortInt64s(los, tmp)
+	sortInt64s(his, tmp)
 	best, cur := 0, 0
 	var bestPoint int64
 	bestDist := int64(-1)
-	for i, e := range evs {
-		cur += e.d
-		if e.d != 1 {
+	i, j := 0, 0
+	for i < len(los) {
+		if his[j] < los[i] {
+			cur--
+			j++
 			continue
 		}
-		// After an opening event, [e.x, next event x] is covered by cur.
-		segLo := e.x
-		segHi := e.x
-		if i+1 < len(evs) {
-			segHi = evs[i+1].x
+		x := los[i]
+		cur++
+		i++
+		// [x, next event] is covered by cur intervals.
+		next := his[j]
+		if i < len(los) && los[i] < next {
+			next = los[i]
 		}
-		pt := nearestZero(segLo, segHi)
+		pt := nearestZero(x, next)
 		d := absInt(pt)
 		if cur > best || (cur == best && d < bestDist) {
 			best, bestPoint, bestDist = cur, pt, d

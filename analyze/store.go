@@ -65,6 +65,7 @@ type kv struct {
 
 // store holds every decoded span plus the interning tables.
 type store struct {
+	ar     *arena // where span chunks live (nil: Go memory)
 	chunks [][]span
 	n      int
 
@@ -75,14 +76,15 @@ type store struct {
 	attrIdx  map[string]int32
 	attrInfo []attrInfo // derived facts per attribute set
 
-	res    []resource
-	resIdx map[[3]int32]int32
+	res      []resource
+	resIdx   map[[3]int32]int32
+	resSpans []int64 // spans decoded per resource (duplicates included)
 
 	hosts   []int32 // clock domain name (string id) per host index
 	hostIdx map[int32]int32
 
 	traceIDs []traceID
-	traceIdx map[traceID]int32
+	traces   *traceTable
 	lastID   traceID
 	lastIdx  int32
 
@@ -113,7 +115,6 @@ func newStore() *store {
 		attrInfo: []attrInfo{{}},
 		resIdx:   map[[3]int32]int32{},
 		hostIdx:  map[int32]int32{},
-		traceIdx: map[traceID]int32{},
 		lastIdx:  -1,
 	}
 	s.unknownService = s.intern([]byte("unknown_service"))
@@ -157,10 +158,11 @@ func (s *store) span(i int32) *span {
 func (s *store) add(sp *span) int32 {
 	c := s.n >> chunkBits
 	if c == len(s.chunks) {
-		s.chunks = append(s.chunks, make([]span, 0, chunkSize))
+		s.chunks = append(s.chunks, arenaAlloc[span](s.ar, chunkSize)[:0])
 	}
 	s.chunks[c] = append(s.chunks[c], *sp)
 	s.n++
+	s.resSpans[sp.res]++
 	return int32(s.n - 1)
 }
 
@@ -169,12 +171,13 @@ func (s *store) trace(t traceID) int32 {
 	if t == s.lastID && s.lastIdx >= 0 {
 		return s.lastIdx
 	}
-	idx, ok := s.traceIdx[t]
-	if !ok {
-		idx = int32(len(s.traceIDs))
-		s.traceIDs = append(s.traceIDs, t)
-		s.traceIdx[t] = idx
+	if s.traces == nil {
+		s.traces = newTraceTable(s.ar)
 	}
+	idx := s.traces.get(t, func() int32 {
+		s.traceIDs = arenaAppend(s.ar, s.traceIDs, t)
+		return int32(len(s.traceIDs) - 1)
+	})
 	s.lastID, s.lastIdx = t, idx
 	return idx
 }
@@ -203,6 +206,7 @@ func (s *store) resource(service, host, instance int32) int32 {
 	}
 	idx := int32(len(s.res))
 	s.res = append(s.res, resource{service: service, host: host, instance: instance, clock: h})
+	s.resSpans = append(s.resSpans, 0)
 	s.resIdx[k] = idx
 	return idx
 }

@@ -51,8 +51,6 @@ type traceWork struct {
 	preord  []int32
 	roots   []int32
 	stack   []int32
-
-	overflowing int64 // children not inside their parent (all traces)
 }
 
 // build loads trace t: nodes for its non-duplicate spans with skew-adjusted
@@ -312,9 +310,6 @@ func (tw *traceWork) criticalPath() {
 		}
 		pn := &nodes[p]
 		n.overflow = n.start < pn.start || n.end > pn.end
-		if n.overflow {
-			tw.overflowing++
-		}
 		k := n.sp.kind
 		if pn.dropped || k == kindProducer || k == kindConsumer {
 			n.dropped = true

@@ -137,9 +137,9 @@ func buildWarnings(opts *Options, r *Result, st *store, asm *assembly, sk *skewR
 			"%d traces are a lone kube-apiserver authentication span: the request's SERVER span continued the caller's trace (or started its own), leaving this span behind. %d of them were matched by time to their request and are not ranked on their own.",
 			ag.loneAuth, ag.joinedAuth)
 	}
-	if tw.overflowing > 0 {
-		add(WarnOverflowingSpans, sevInfo, tw.overflowing,
-			"%d spans start before or end after their parent (after clock adjustment); they are truncated to the parent for the critical path.", tw.overflowing)
+	if ag.overflowing > 0 {
+		add(WarnOverflowingSpans, sevInfo, ag.overflowing,
+			"%d spans start before or end after their parent (after clock adjustment); they are truncated to the parent for the critical path.", ag.overflowing)
 	}
 	if sv := ag.svcs[st.unknownService]; sv != nil {
 		add(WarnUnknownServiceName, sevWarning, sv.spans, "%d spans come from a resource without service.name.", sv.spans)

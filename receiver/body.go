@@ -10,11 +10,11 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// request is the scratch space of one request, pooled: the body, the
-// resources Scan found and the scanner's intern table.
+// request is the scratch space of one request, pooled: the body and the
+// scanner's intern table. (The resources Scan finds are not pooled: they go
+// to the Sink, which may keep them.)
 type request struct {
 	buf []byte
-	res []Resource
 	sc  scanner
 }
 
@@ -30,8 +30,6 @@ func putRequest(r *request) {
 		r.buf = nil
 	}
 	r.buf = r.buf[:0]
-	clear(r.res)
-	r.res = r.res[:0]
 	requestPool.Put(r)
 }
 
@@ -117,12 +115,13 @@ type zstdDecompressor struct {
 	maxMemory uint64
 }
 
+// zstdMaxWindow is the largest zstd window accepted: the 8 MiB the zstd
+// format asks every decoder to support, and what streaming encoders declare
+// by default. The decompressed size is bounded separately.
+const zstdMaxWindow = 8 << 20
+
 func newZstdDecompressor(maxBytes int) *zstdDecompressor {
-	window := uint64(min(maxBytes, 32<<20))
-	if window < zstd.MinWindowSize {
-		window = zstd.MinWindowSize
-	}
-	return &zstdDecompressor{maxWindow: window, maxMemory: uint64(maxBytes) + 1}
+	return &zstdDecompressor{maxWindow: zstdMaxWindow, maxMemory: uint64(max(maxBytes+1, zstdMaxWindow))}
 }
 
 func (d *zstdDecompressor) open(src io.Reader) (io.Reader, error) {

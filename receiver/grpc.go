@@ -95,8 +95,7 @@ func (g *grpcHandler) export(ctx context.Context, dec func(any) error) (any, err
 	if err := dec(req); err != nil {
 		return nil, g.recvError(ctx, err)
 	}
-	res, err := req.sc.scan(req.buf, req.res[:0])
-	req.res = res
+	res, err := req.sc.scan(req.buf, make([]Resource, 0, 4))
 	if err != nil {
 		g.refuse(ctx, ReasonMalformedProtobuf, len(req.buf), err)
 		return nil, status.Error(codes.InvalidArgument, err.Error())
@@ -125,23 +124,21 @@ func (g *grpcHandler) export(ctx context.Context, dec func(any) error) (any, err
 	}
 }
 
-// recvError turns an error of receiving the request into the answer, and
-// counts it.
+// recvError counts a request that could not be received. gRPC has already
+// answered it (ResourceExhausted naming the limit for a request above
+// MaxRecvMsgSize, before or after decompression; Internal for a body that
+// does not decompress): the error returned does not reach the sender.
 func (g *grpcHandler) recvError(ctx context.Context, err error) error {
 	st, _ := status.FromError(err)
 	switch {
 	case st.Code() == codes.ResourceExhausted:
-		msg := fmt.Sprintf("the request is larger than the receiver's limit of %d bytes (after decompression); raise it with %s", g.max, MaxRequestBytesFlag)
-		g.refuse(ctx, ReasonTooLarge, g.max+1, errors.New(msg))
-		return status.Error(codes.ResourceExhausted, msg)
+		g.refuse(ctx, ReasonTooLarge, g.max+1, err)
 	case st.Code() == codes.Internal && strings.Contains(st.Message(), "decompress"):
-		msg := "decompress request: " + st.Message()
-		g.refuse(ctx, ReasonDecompression, 0, errors.New(msg))
-		return status.Error(codes.InvalidArgument, msg)
+		g.refuse(ctx, ReasonDecompression, 0, err)
 	default:
 		g.refuse(ctx, ReasonReadError, 0, err)
-		return err
 	}
+	return err
 }
 
 func (g *grpcHandler) refuse(ctx context.Context, reason Reason, size int, err error) {

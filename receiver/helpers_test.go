@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 )
 
 // realFiles are the shared captures of real components (OTLP JSON lines, one
@@ -69,9 +71,9 @@ func readJSONLines(path string) ([][]byte, error) {
 	return out, sc.Err()
 }
 
-// seedRequests returns small requests cut from the real captures (a few
-// spans of each resource of every fifth request), fit to seed fuzzers:
-// the fuzzing engine minimizes large inputs slowly.
+// seedRequests returns small requests cut from the real captures (the
+// first resource with one span per scope, of every fifth request), fit to
+// seed fuzzers: the fuzzing engine minimizes large inputs slowly.
 func seedRequests(tb testing.TB) [][]byte {
 	tb.Helper()
 	var out [][]byte
@@ -83,13 +85,15 @@ func seedRequests(tb testing.TB) [][]byte {
 		if err != nil {
 			tb.Fatalf("decode real request %d: %v", i, err)
 		}
+		nrs := 0
 		td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
+			nrs++
 			rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
 				n := 0
-				ss.Spans().RemoveIf(func(ptrace.Span) bool { n++; return n > 2 })
+				ss.Spans().RemoveIf(func(ptrace.Span) bool { n++; return n > 1 })
 				return false
 			})
-			return false
+			return nrs > 1
 		})
 		b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
 		if err != nil {
@@ -141,4 +145,33 @@ func sameResources(got, want []Resource) bool {
 		}
 	}
 	return true
+}
+
+func protojsonUnmarshal(b []byte, m proto.Message) error { return protojson.Unmarshal(b, m) }
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+func ptraceotlpResponse(t *testing.T, b []byte) ptraceotlp.ExportResponse {
+	t.Helper()
+	r := ptraceotlp.NewExportResponse()
+	if err := r.UnmarshalProto(b); err != nil {
+		t.Fatalf("decode ExportTraceServiceResponse %x: %v", b, err)
+	}
+	return r
+}
+
+func ptraceotlpResponseJSON(t *testing.T, b []byte) ptraceotlp.ExportResponse {
+	t.Helper()
+	r := ptraceotlp.NewExportResponse()
+	if err := r.UnmarshalJSON(b); err != nil {
+		t.Fatalf("decode JSON ExportTraceServiceResponse %s: %v", b, err)
+	}
+	return r
 }

@@ -77,8 +77,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	res, err := req.sc.scan(body, req.res[:0])
-	req.res = res
+	res, err := req.sc.scan(body, make([]Resource, 0, 4))
 	if err != nil {
 		h.fail(w, r, isJSON, n, &httpError{http.StatusBadRequest, codes.InvalidArgument, ReasonMalformedProtobuf, err.Error()})
 		return

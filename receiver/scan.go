@@ -89,35 +89,39 @@ type scanError struct {
 	what  string
 }
 
-func (e *scanError) Error() string { return ErrMalformed.Error() + ": " + e.where + ": " + e.what }
+func (e *scanError) Error() string        { return ErrMalformed.Error() + ": " + e.where + ": " + e.what }
 func (e *scanError) Is(target error) bool { return target == ErrMalformed }
 
-func malformed(where, what string) error { return &scanError{where: where, what: what} }
+// Positions returned by the field helpers when the field is bad.
+const (
+	bad      = -1 // truncated, or not of the field's wire type
+	badIDLen = -2 // an id that is neither empty nor of its size
+)
 
-func badTag(where string) error { return malformed(where, "truncated or invalid field tag") }
-
-func wrongType(where string, field int32, wt int8) error {
-	return malformed(where, fmt.Sprintf("field %d has wire type %d", field, wt))
-}
-
-func badLen(where string, field int32) error {
-	return malformed(where, fmt.Sprintf("field %d: length runs past the end of the message", field))
-}
-
-func badValue(where string, field int32) error {
-	return malformed(where, fmt.Sprintf("field %d: truncated value", field))
-}
-
-// varint decodes a base-128 varint at b[i:] as pdata does: at most ten bytes,
-// any bits beyond 64 ignored. It returns the position after it, or -1.
-func varint(b []byte, i int) (uint64, int) {
-	if i < len(b) && b[i] < 0x80 {
-		return uint64(b[i]), i + 1
+// fieldError describes the bad field num of a message.
+func fieldError(where string, num int32, wt int8, pos int) error {
+	what := fmt.Sprintf("field %d (wire type %d) is truncated or of the wrong wire type", num, wt)
+	if pos == badIDLen {
+		what = fmt.Sprintf("field %d is an id of the wrong length", num)
 	}
+	return &scanError{where: where, what: what}
+}
+
+func tagError(where string) error {
+	return &scanError{where: where, what: "truncated or invalid field tag"}
+}
+
+func depthError(where string) error {
+	return &scanError{where: where, what: "attribute values nested too deep"}
+}
+
+// varintSlow decodes a base-128 varint at b[i:] as pdata does: at most ten
+// bytes, bits beyond 64 ignored. It returns the position after it, or bad.
+func varintSlow(b []byte, i int) (uint64, int) {
 	var v uint64
 	for shift := uint(0); shift < 64; shift += 7 {
 		if i >= len(b) {
-			return 0, -1
+			return 0, bad
 		}
 		c := b[i]
 		i++
@@ -126,78 +130,122 @@ func varint(b []byte, i int) (uint64, int) {
 			return v, i
 		}
 	}
-	return 0, -1
+	return 0, bad
 }
 
 // tag decodes a field tag at b[i:]. Like pdata it keeps the low 32 bits of
-// the field number and refuses numbers that are then not positive. It
-// returns -1 as the position on error.
+// the field number and refuses numbers that are then not positive. The
+// position is bad on error.
 func tag(b []byte, i int) (int32, int8, int) {
-	if i < len(b) && b[i] < 0x80 {
-		c := b[i]
-		if c < 8 {
-			return 0, 0, -1
+	if i < len(b) {
+		if c := b[i]; c < 0x80 && c >= 8 {
+			return int32(c >> 3), int8(c & 7), i + 1
 		}
-		return int32(c >> 3), int8(c & 7), i + 1
 	}
-	v, i := varint(b, i)
+	return tagSlow(b, i)
+}
+
+func tagSlow(b []byte, i int) (int32, int8, int) {
+	v, i := varintSlow(b, i)
 	if i < 0 {
-		return 0, 0, -1
+		return 0, 0, bad
 	}
 	num := int32(v >> 3)
 	if num <= 0 {
-		return 0, 0, -1
+		return 0, 0, bad
 	}
 	return num, int8(v & 7), i
 }
 
-// length decodes the length of a length-delimited field at b[i:] and returns
-// the bounds of its payload, or end -1.
-func length(b []byte, i int) (int, int) {
-	if i < len(b) && b[i] < 0x80 {
-		end := i + 1 + int(b[i])
-		if end > len(b) {
-			return 0, -1
+// length returns the bounds of the payload of a length-delimited field
+// whose length starts at b[i:]; end is bad on error.
+func length(b []byte, i int) (start, end int) {
+	if i < len(b) {
+		if c := b[i]; c < 0x80 {
+			if end := i + 1 + int(c); end <= len(b) {
+				return i + 1, end
+			}
+			return 0, bad
 		}
-		return i + 1, end
 	}
-	v, i := varint(b, i)
+	return lengthSlow(b, i)
+}
+
+func lengthSlow(b []byte, i int) (int, int) {
+	v, i := varintSlow(b, i)
 	if i < 0 {
-		return 0, -1
+		return 0, bad
 	}
 	n := int(v)
 	if n < 0 {
-		return 0, -1
+		return 0, bad
 	}
 	end := i + n
 	if end < 0 || end > len(b) {
-		return 0, -1
+		return 0, bad
 	}
 	return i, end
 }
 
-// fixed checks that n bytes follow b[i:] and returns the position after them,
-// or -1.
-func fixed(b []byte, i, n int) int {
-	i += n
-	if i > len(b) {
-		return -1
+// The field helpers check the wire type of a known field whose value starts
+// at b[i:] and return the position after it, or bad.
+
+func lenField(b []byte, i int, wt int8) (start, end int) {
+	if wt != wtLen {
+		return 0, bad
 	}
+	return length(b, i)
+}
+
+func varintField(b []byte, i int, wt int8) int {
+	if wt != wtVarint {
+		return bad
+	}
+	if i < len(b) && b[i] < 0x80 {
+		return i + 1
+	}
+	_, i = varintSlow(b, i)
 	return i
+}
+
+func fixedField(b []byte, i int, wt, want int8) int {
+	if wt != want {
+		return bad
+	}
+	n := 8
+	if want == wtI32 {
+		n = 4
+	}
+	if i+n > len(b) {
+		return bad
+	}
+	return i + n
+}
+
+// idField checks a trace or span id: empty or size bytes.
+func idField(b []byte, i int, wt int8, size int) int {
+	start, end := lenField(b, i, wt)
+	if end < 0 {
+		return bad
+	}
+	if n := end - start; n != 0 && n != size {
+		return badIDLen
+	}
+	return end
 }
 
 // skip passes over a field of an unknown number with wire type wt at b[i:],
 // with pdata's rules (including its handling of groups). It returns the
-// position after the field, or -1.
+// position after the field, or bad.
 func skip(b []byte, i int, wt int8) int {
 	depth := 0
 	for i < len(b) {
 		switch wt {
 		case wtVarint:
-			_, i = varint(b, i)
+			_, i = varintSlow(b, i)
 			return i
 		case wtI64:
-			return fixed(b, i, 8)
+			return fixedField(b, i, wt, wtI64)
 		case wtLen:
 			_, end := length(b, i)
 			return end
@@ -205,69 +253,23 @@ func skip(b []byte, i int, wt int8) int {
 			depth++
 		case wtEndGroup:
 			if depth == 0 {
-				return -1
+				return bad
 			}
 			depth--
 		case wtI32:
-			return fixed(b, i, 4)
+			return fixedField(b, i, wt, wtI32)
 		default:
-			return -1
+			return bad
 		}
 		if depth == 0 {
 			return i
 		}
 		_, wt, i = tag(b, i)
 		if i < 0 {
-			return -1
+			return bad
 		}
 	}
-	return -1
-}
-
-// skipScalar passes over a known scalar or string field after checking its
-// wire type.
-func skipScalar(b []byte, i int, where string, num int32, wt, want int8) (int, error) {
-	if wt != want {
-		return -1, wrongType(where, num, wt)
-	}
-	switch want {
-	case wtVarint:
-		_, i = varint(b, i)
-	case wtI64:
-		i = fixed(b, i, 8)
-	case wtI32:
-		i = fixed(b, i, 4)
-	case wtLen:
-		_, i = length(b, i)
-		if i < 0 {
-			return -1, badLen(where, num)
-		}
-		return i, nil
-	}
-	if i < 0 {
-		return -1, badValue(where, num)
-	}
-	return i, nil
-}
-
-// sub returns the bounds of the embedded message of field num at b[i:].
-func sub(b []byte, i int, where string, num int32, wt int8) (int, int, error) {
-	if wt != wtLen {
-		return 0, -1, wrongType(where, num, wt)
-	}
-	start, end := length(b, i)
-	if end < 0 {
-		return 0, -1, badLen(where, num)
-	}
-	return start, end, nil
-}
-
-func skipUnknown(b []byte, i int, where string, num int32, wt int8) (int, error) {
-	i = skip(b, i, wt)
-	if i < 0 {
-		return -1, malformed(where, fmt.Sprintf("unknown field %d with wire type %d is truncated or invalid", num, wt))
-	}
-	return i, nil
+	return bad
 }
 
 func (s *scanner) scan(b []byte, dst []Resource) ([]Resource, error) {
@@ -275,24 +277,23 @@ func (s *scanner) scan(b []byte, dst []Resource) ([]Resource, error) {
 	for i := 0; i < len(b); {
 		num, wt, j := tag(b, i)
 		if j < 0 {
-			return dst, badTag(where)
+			return dst, tagError(where)
 		}
-		var err error
 		if num == 1 {
-			var start, end int
-			if start, end, err = sub(b, j, where, num, wt); err != nil {
-				return dst, err
+			start, end := lenField(b, j, wt)
+			if end < 0 {
+				return dst, fieldError(where, num, wt, end)
 			}
 			r := Resource{Bytes: end - start}
-			if err = s.resourceSpans(b[start:end], &r); err != nil {
+			if err := s.resourceSpans(b[start:end], &r); err != nil {
 				return dst, err
 			}
 			dst = append(dst, r)
 			i = end
 			continue
 		}
-		if i, err = skipUnknown(b, j, where, num, wt); err != nil {
-			return dst, err
+		if i = skip(b, j, wt); i < 0 {
+			return dst, fieldError(where, num, wt, i)
 		}
 	}
 	return dst, nil
@@ -305,26 +306,26 @@ func (s *scanner) resourceSpans(b []byte, r *Resource) error {
 	for i := 0; i < len(b); {
 		num, wt, j := tag(b, i)
 		if j < 0 {
-			return badTag(where)
+			return tagError(where)
 		}
-		var err error
 		switch num {
 		case 1, 2, 1000:
-			var start, end int
-			if start, end, err = sub(b, j, where, num, wt); err != nil {
-				return err
+			start, end := lenField(b, j, wt)
+			if end < 0 {
+				return fieldError(where, num, wt, end)
 			}
+			var err error
 			switch num {
 			case 1:
-				err = s.resource(b[start:end], &attrs)
+				err = scanResource(b[start:end], &attrs)
 			case 2:
 				var n int
-				n, err = scopeSpans(b[start:end])
+				n, err = scanScopeSpans(b[start:end])
 				scopes++
 				spans += n
 			default:
 				var n int
-				n, err = scopeSpans(b[start:end])
+				n, err = scanScopeSpans(b[start:end])
 				deprecatedSpans += n
 			}
 			if err != nil {
@@ -332,12 +333,12 @@ func (s *scanner) resourceSpans(b []byte, r *Resource) error {
 			}
 			i = end
 		case 3:
-			i, err = skipScalar(b, j, where, num, wt, wtLen)
+			_, i = lenField(b, j, wt)
 		default:
-			i, err = skipUnknown(b, j, where, num, wt)
+			i = skip(b, j, wt)
 		}
-		if err != nil {
-			return err
+		if i < 0 {
+			return fieldError(where, num, wt, i)
 		}
 	}
 	if scopes == 0 {
@@ -356,21 +357,20 @@ type resourceAttrs struct {
 	haveService, haveHost bool
 }
 
-func (s *scanner) resource(b []byte, attrs *resourceAttrs) error {
+func scanResource(b []byte, attrs *resourceAttrs) error {
 	const where = "Resource"
 	for i := 0; i < len(b); {
 		num, wt, j := tag(b, i)
 		if j < 0 {
-			return badTag(where)
+			return tagError(where)
 		}
-		var err error
 		switch num {
 		case 1:
-			var start, end int
-			if start, end, err = sub(b, j, where, num, wt); err != nil {
-				return err
+			start, end := lenField(b, j, wt)
+			if end < 0 {
+				break
 			}
-			key, str, isStr, err := keyValue(b[start:end], 0)
+			key, str, isStr, err := scanKeyValue(b[start:end], 0)
 			if err != nil {
 				return err
 			}
@@ -388,288 +388,335 @@ func (s *scanner) resource(b []byte, attrs *resourceAttrs) error {
 			}
 			i = end
 		case 2:
-			i, err = skipScalar(b, j, where, num, wt, wtVarint)
+			i = varintField(b, j, wt)
 		case 3:
-			var start, end int
-			if start, end, err = sub(b, j, where, num, wt); err != nil {
+			start, end := lenField(b, j, wt)
+			if end < 0 {
+				break
+			}
+			if err := scanStringFields("EntityRef", b[start:end], 4); err != nil {
 				return err
 			}
-			err = stringFields("EntityRef", b[start:end], 4)
 			i = end
 		default:
-			i, err = skipUnknown(b, j, where, num, wt)
+			i = skip(b, j, wt)
 		}
-		if err != nil {
-			return err
+		if i < 0 {
+			return fieldError(where, num, wt, i)
 		}
 	}
 	return nil
 }
 
-// stringFields checks a message whose fields 1..maxField are all strings or
+// scanStringFields checks a message whose fields 1..maxField are all strings or
 // bytes.
-func stringFields(where string, b []byte, maxField int32) error {
+func scanStringFields(where string, b []byte, maxField int32) error {
 	for i := 0; i < len(b); {
 		num, wt, j := tag(b, i)
 		if j < 0 {
-			return badTag(where)
+			return tagError(where)
 		}
-		var err error
 		if num <= maxField {
-			i, err = skipScalar(b, j, where, num, wt, wtLen)
+			_, i = lenField(b, j, wt)
 		} else {
-			i, err = skipUnknown(b, j, where, num, wt)
+			i = skip(b, j, wt)
 		}
-		if err != nil {
-			return err
+		if i < 0 {
+			return fieldError(where, num, wt, i)
 		}
 	}
 	return nil
 }
 
-func scopeSpans(b []byte) (int, error) {
+func scanScopeSpans(b []byte) (int, error) {
 	const where = "ScopeSpans"
 	n := 0
 	for i := 0; i < len(b); {
 		num, wt, j := tag(b, i)
 		if j < 0 {
-			return n, badTag(where)
+			return n, tagError(where)
 		}
-		var err error
 		switch num {
 		case 1, 2:
-			var start, end int
-			if start, end, err = sub(b, j, where, num, wt); err != nil {
-				return n, err
+			start, end := lenField(b, j, wt)
+			if end < 0 {
+				i = end
+				break
 			}
-			if num == 1 {
-				err = scope(b[start:end])
-			} else {
-				err = span(b[start:end])
+			var err error
+			if num == 2 {
+				err = scanSpan(b[start:end])
 				n++
+			} else {
+				err = scanScope(b[start:end])
+			}
+			if err != nil {
+				return n, err
 			}
 			i = end
 		case 3:
-			i, err = skipScalar(b, j, where, num, wt, wtLen)
+			_, i = lenField(b, j, wt)
 		default:
-			i, err = skipUnknown(b, j, where, num, wt)
+			i = skip(b, j, wt)
 		}
-		if err != nil {
-			return n, err
+		if i < 0 {
+			return n, fieldError(where, num, wt, i)
 		}
 	}
 	return n, nil
 }
 
-func scope(b []byte) error {
+func scanScope(b []byte) error {
 	const where = "InstrumentationScope"
 	for i := 0; i < len(b); {
 		num, wt, j := tag(b, i)
 		if j < 0 {
-			return badTag(where)
+			return tagError(where)
 		}
 		var err error
 		switch num {
 		case 1, 2:
-			i, err = skipScalar(b, j, where, num, wt, wtLen)
+			_, i = lenField(b, j, wt)
 		case 3:
-			i, err = attribute(b, j, where, num, wt)
+			i, err = scanAttribute(b, j, wt)
 		case 4:
-			i, err = skipScalar(b, j, where, num, wt, wtVarint)
+			i = varintField(b, j, wt)
 		default:
-			i, err = skipUnknown(b, j, where, num, wt)
+			i = skip(b, j, wt)
 		}
 		if err != nil {
 			return err
+		}
+		if i < 0 {
+			return fieldError(where, num, wt, i)
 		}
 	}
 	return nil
 }
 
-// attribute checks the KeyValue of field num at b[i:] and returns the
+// scanAttribute checks the KeyValue whose length starts at b[i:] and returns the
 // position after it.
-func attribute(b []byte, i int, where string, num int32, wt int8) (int, error) {
-	start, end, err := sub(b, i, where, num, wt)
-	if err != nil {
-		return -1, err
+func scanAttribute(b []byte, i int, wt int8) (int, error) {
+	start, end := lenField(b, i, wt)
+	if end < 0 || simpleAttribute(b[start:end]) {
+		return end, nil
 	}
-	if _, _, _, err := keyValue(b[start:end], 0); err != nil {
-		return -1, err
-	}
-	return end, nil
-}
-
-// id checks the trace or span id of field num at b[i:]: empty or size bytes.
-func id(b []byte, i int, where string, num int32, wt int8, size int) (int, error) {
-	start, end, err := sub(b, i, where, num, wt)
-	if err != nil {
-		return -1, err
-	}
-	if n := end - start; n != 0 && n != size {
-		return -1, malformed(where, fmt.Sprintf("field %d is an id of %d bytes, want %d", num, n, size))
+	if _, _, _, err := scanKeyValue(b[start:end], 0); err != nil {
+		return bad, err
 	}
 	return end, nil
 }
 
-func span(b []byte) error {
+// simpleAttribute reports whether b is a KeyValue of the common shape: a
+// short key and a value holding one short string, an int, a bool or a
+// double, in either order (pdata writes the value first), and nothing else.
+// Such a KeyValue is valid without further checks; anything else goes
+// through keyValue.
+func simpleAttribute(b []byte) bool {
+	if len(b) < 4 || b[1] >= 0x80 {
+		return false
+	}
+	n := 2 + int(b[1]) // the second field
+	if n+2 > len(b) || b[n+1] >= 0x80 || n+2+int(b[n+1]) != len(b) {
+		return false
+	}
+	var v []byte
+	switch {
+	case b[0] == 1<<3|wtLen && b[n] == 2<<3|wtLen:
+		v = b[n+2:]
+	case b[0] == 2<<3|wtLen && b[n] == 1<<3|wtLen:
+		v = b[2:n]
+	default:
+		return false
+	}
+	if len(v) < 2 {
+		return false
+	}
+	switch v[0] {
+	case 1<<3 | wtLen: // string_value
+		return v[1] < 0x80 && 2+int(v[1]) == len(v)
+	case 2<<3 | wtVarint, 3<<3 | wtVarint: // bool_value, int_value
+		for k := 1; k < len(v) && k <= 10; k++ {
+			if v[k] < 0x80 {
+				return k+1 == len(v)
+			}
+		}
+		return false
+	case 4<<3 | wtI64: // double_value
+		return len(v) == 9
+	}
+	return false
+}
+
+func scanSpan(b []byte) error {
 	const where = "Span"
 	for i := 0; i < len(b); {
-		num, wt, j := tag(b, i)
-		if j < 0 {
-			return badTag(where)
+		// tag, by hand: the compiler does not inline it here.
+		var num int32
+		var wt int8
+		var j int
+		if c := b[i]; c < 0x80 && c >= 8 {
+			num, wt, j = int32(c>>3), int8(c&7), i+1
+		} else if num, wt, j = tagSlow(b, i); j < 0 {
+			return tagError(where)
 		}
 		var err error
 		switch num {
 		case 1:
-			i, err = id(b, j, where, num, wt, 16)
+			i = idField(b, j, wt, 16)
 		case 2, 4:
-			i, err = id(b, j, where, num, wt, 8)
+			i = idField(b, j, wt, 8)
 		case 3, 5:
-			i, err = skipScalar(b, j, where, num, wt, wtLen)
+			_, i = lenField(b, j, wt)
 		case 6, 10, 12, 14:
-			i, err = skipScalar(b, j, where, num, wt, wtVarint)
+			i = varintField(b, j, wt)
 		case 7, 8:
-			i, err = skipScalar(b, j, where, num, wt, wtI64)
+			i = fixedField(b, j, wt, wtI64)
 		case 9:
-			i, err = attribute(b, j, where, num, wt)
+			i, err = scanAttribute(b, j, wt)
 		case 11, 13, 15:
-			var start, end int
-			if start, end, err = sub(b, j, where, num, wt); err != nil {
-				return err
+			start, end := lenField(b, j, wt)
+			if end < 0 {
+				i = end
+				break
 			}
 			switch num {
 			case 11:
-				err = event(b[start:end])
+				err = scanEvent(b[start:end])
 			case 13:
-				err = link(b[start:end])
+				err = scanLink(b[start:end])
 			default:
-				err = spanStatus(b[start:end])
+				err = scanStatus(b[start:end])
 			}
 			i = end
 		case 16:
-			i, err = skipScalar(b, j, where, num, wt, wtI32)
+			i = fixedField(b, j, wt, wtI32)
 		default:
-			i, err = skipUnknown(b, j, where, num, wt)
+			i = skip(b, j, wt)
 		}
 		if err != nil {
 			return err
+		}
+		if i < 0 {
+			return fieldError(where, num, wt, i)
 		}
 	}
 	return nil
 }
 
-func event(b []byte) error {
+func scanEvent(b []byte) error {
 	const where = "Span.Event"
 	for i := 0; i < len(b); {
 		num, wt, j := tag(b, i)
 		if j < 0 {
-			return badTag(where)
+			return tagError(where)
 		}
 		var err error
 		switch num {
 		case 1:
-			i, err = skipScalar(b, j, where, num, wt, wtI64)
+			i = fixedField(b, j, wt, wtI64)
 		case 2:
-			i, err = skipScalar(b, j, where, num, wt, wtLen)
+			_, i = lenField(b, j, wt)
 		case 3:
-			i, err = attribute(b, j, where, num, wt)
+			i, err = scanAttribute(b, j, wt)
 		case 4:
-			i, err = skipScalar(b, j, where, num, wt, wtVarint)
+			i = varintField(b, j, wt)
 		default:
-			i, err = skipUnknown(b, j, where, num, wt)
+			i = skip(b, j, wt)
 		}
 		if err != nil {
 			return err
+		}
+		if i < 0 {
+			return fieldError(where, num, wt, i)
 		}
 	}
 	return nil
 }
 
-func link(b []byte) error {
+func scanLink(b []byte) error {
 	const where = "Span.Link"
 	for i := 0; i < len(b); {
 		num, wt, j := tag(b, i)
 		if j < 0 {
-			return badTag(where)
+			return tagError(where)
 		}
 		var err error
 		switch num {
 		case 1:
-			i, err = id(b, j, where, num, wt, 16)
+			i = idField(b, j, wt, 16)
 		case 2:
-			i, err = id(b, j, where, num, wt, 8)
+			i = idField(b, j, wt, 8)
 		case 3:
-			i, err = skipScalar(b, j, where, num, wt, wtLen)
+			_, i = lenField(b, j, wt)
 		case 4:
-			i, err = attribute(b, j, where, num, wt)
+			i, err = scanAttribute(b, j, wt)
 		case 5:
-			i, err = skipScalar(b, j, where, num, wt, wtVarint)
+			i = varintField(b, j, wt)
 		case 6:
-			i, err = skipScalar(b, j, where, num, wt, wtI32)
+			i = fixedField(b, j, wt, wtI32)
 		default:
-			i, err = skipUnknown(b, j, where, num, wt)
+			i = skip(b, j, wt)
 		}
 		if err != nil {
 			return err
+		}
+		if i < 0 {
+			return fieldError(where, num, wt, i)
 		}
 	}
 	return nil
 }
 
-func spanStatus(b []byte) error {
+func scanStatus(b []byte) error {
 	const where = "Status"
 	for i := 0; i < len(b); {
 		num, wt, j := tag(b, i)
 		if j < 0 {
-			return badTag(where)
+			return tagError(where)
 		}
-		var err error
 		switch num {
 		case 2:
-			i, err = skipScalar(b, j, where, num, wt, wtLen)
+			_, i = lenField(b, j, wt)
 		case 3:
-			i, err = skipScalar(b, j, where, num, wt, wtVarint)
+			i = varintField(b, j, wt)
 		default:
-			i, err = skipUnknown(b, j, where, num, wt)
+			i = skip(b, j, wt)
 		}
-		if err != nil {
-			return err
+		if i < 0 {
+			return fieldError(where, num, wt, i)
 		}
 	}
 	return nil
 }
 
-// keyValue checks a KeyValue at nesting depth and returns its key and, when
+// scanKeyValue checks a KeyValue at nesting depth and returns its key and, when
 // its value is a string, that string (pdata's rules: the last key and the
 // last value set win).
-func keyValue(b []byte, depth int) (key, str []byte, isStr bool, err error) {
+func scanKeyValue(b []byte, depth int) (key, str []byte, isStr bool, err error) {
 	const where = "KeyValue"
 	if depth >= recursionLimit {
-		return nil, nil, false, malformed(where, "attribute values nested too deep")
+		return nil, nil, false, depthError(where)
 	}
 	depth++
 	for i := 0; i < len(b); {
 		num, wt, j := tag(b, i)
 		if j < 0 {
-			return nil, nil, false, badTag(where)
+			return nil, nil, false, tagError(where)
 		}
 		switch num {
 		case 1:
-			if wt != wtLen {
-				return nil, nil, false, wrongType(where, num, wt)
+			var start int
+			if start, i = lenField(b, j, wt); i >= 0 {
+				key = b[start:i]
 			}
-			start, end := length(b, j)
-			if end < 0 {
-				return nil, nil, false, badLen(where, num)
-			}
-			key = b[start:end]
-			i = end
 		case 2:
-			var start, end int
-			if start, end, err = sub(b, j, where, num, wt); err != nil {
-				return nil, nil, false, err
+			start, end := lenField(b, j, wt)
+			if end < 0 {
+				i = end
+				break
 			}
-			which, s, err := anyValue(b[start:end], depth)
+			which, s, err := scanAnyValue(b[start:end], depth)
 			if err != nil {
 				return nil, nil, false, err
 			}
@@ -678,62 +725,61 @@ func keyValue(b []byte, depth int) (key, str []byte, isStr bool, err error) {
 			}
 			i = end
 		case 3:
-			i, err = skipScalar(b, j, where, num, wt, wtVarint)
+			i = varintField(b, j, wt)
 		default:
-			i, err = skipUnknown(b, j, where, num, wt)
+			i = skip(b, j, wt)
 		}
-		if err != nil {
-			return nil, nil, false, err
+		if i < 0 {
+			return nil, nil, false, fieldError(where, num, wt, i)
 		}
 	}
 	return key, str, isStr, nil
 }
 
-// anyValue checks an AnyValue at nesting depth and returns the number of the
+// scanAnyValue checks an AnyValue at nesting depth and returns the number of the
 // last oneof field it sets (0 for none) and, when that is string_value, the
 // string.
-func anyValue(b []byte, depth int) (which int32, str []byte, err error) {
+func scanAnyValue(b []byte, depth int) (which int32, str []byte, err error) {
 	const where = "AnyValue"
 	if depth >= recursionLimit {
-		return 0, nil, malformed(where, "attribute values nested too deep")
+		return 0, nil, depthError(where)
 	}
 	depth++
 	for i := 0; i < len(b); {
 		num, wt, j := tag(b, i)
 		if j < 0 {
-			return 0, nil, badTag(where)
+			return 0, nil, tagError(where)
 		}
 		switch num {
 		case 1:
-			if wt != wtLen {
-				return 0, nil, wrongType(where, num, wt)
+			var start int
+			if start, i = lenField(b, j, wt); i >= 0 {
+				str = b[start:i]
 			}
-			start, end := length(b, j)
-			if end < 0 {
-				return 0, nil, badLen(where, num)
-			}
-			str, i = b[start:end], end
 		case 2, 3, 8:
-			i, err = skipScalar(b, j, where, num, wt, wtVarint)
+			i = varintField(b, j, wt)
 		case 4:
-			i, err = skipScalar(b, j, where, num, wt, wtI64)
+			i = fixedField(b, j, wt, wtI64)
 		case 7:
-			i, err = skipScalar(b, j, where, num, wt, wtLen)
+			_, i = lenField(b, j, wt)
 		case 5, 6:
-			var start, end int
-			if start, end, err = sub(b, j, where, num, wt); err != nil {
+			start, end := lenField(b, j, wt)
+			if end < 0 {
+				i = end
+				break
+			}
+			if err := scanValueList(b[start:end], depth, num == 6); err != nil {
 				return 0, nil, err
 			}
-			err = valueList(b[start:end], depth, num == 6)
 			i = end
 		default:
-			if i, err = skipUnknown(b, j, where, num, wt); err != nil {
-				return 0, nil, err
+			if i = skip(b, j, wt); i < 0 {
+				return 0, nil, fieldError(where, num, wt, i)
 			}
 			continue
 		}
-		if err != nil {
-			return 0, nil, err
+		if i < 0 {
+			return 0, nil, fieldError(where, num, wt, i)
 		}
 		which = num
 	}
@@ -743,40 +789,42 @@ func anyValue(b []byte, depth int) (which int32, str []byte, err error) {
 	return which, str, nil
 }
 
-// valueList checks an ArrayValue (field 1: AnyValue) or, with kv, a
+// scanValueList checks an ArrayValue (field 1: AnyValue) or, with kv, a
 // KeyValueList (field 1: KeyValue) at nesting depth.
-func valueList(b []byte, depth int, kv bool) error {
+func scanValueList(b []byte, depth int, kv bool) error {
 	where := "ArrayValue"
 	if kv {
 		where = "KeyValueList"
 	}
 	if depth >= recursionLimit {
-		return malformed(where, "attribute values nested too deep")
+		return depthError(where)
 	}
 	depth++
 	for i := 0; i < len(b); {
 		num, wt, j := tag(b, i)
 		if j < 0 {
-			return badTag(where)
+			return tagError(where)
+		}
+		if num != 1 {
+			if i = skip(b, j, wt); i < 0 {
+				return fieldError(where, num, wt, i)
+			}
+			continue
+		}
+		start, end := lenField(b, j, wt)
+		if end < 0 {
+			return fieldError(where, num, wt, end)
 		}
 		var err error
-		if num == 1 {
-			var start, end int
-			if start, end, err = sub(b, j, where, num, wt); err != nil {
-				return err
-			}
-			if kv {
-				_, _, _, err = keyValue(b[start:end], depth)
-			} else {
-				_, _, err = anyValue(b[start:end], depth)
-			}
-			i = end
+		if kv {
+			_, _, _, err = scanKeyValue(b[start:end], depth)
 		} else {
-			i, err = skipUnknown(b, j, where, num, wt)
+			_, _, err = scanAnyValue(b[start:end], depth)
 		}
 		if err != nil {
 			return err
 		}
+		i = end
 	}
 	return nil
 }

@@ -45,7 +45,7 @@ func field(num protowire.Number, payload ...[]byte) []byte {
 	return protowire.AppendBytes(b, p)
 }
 
-func varintField(num protowire.Number, v uint64) []byte {
+func vfield(num protowire.Number, v uint64) []byte {
 	b := protowire.AppendTag(nil, num, protowire.VarintType)
 	return protowire.AppendVarint(b, v)
 }
@@ -75,15 +75,15 @@ func TestScanEdgeCases(t *testing.T) {
 		{"empty request", nil, nil, false},
 		{"one span", field(1, field(1, svc("a")), field(2, spanMsg())), []Resource{{Service: "a", Spans: 1}}, false},
 		{"first service.name wins", field(1, field(1, svc("a"), svc("b"), attr("host.name", strValue("h")))), []Resource{{Service: "a", Host: "h"}}, false},
-		{"non-string service.name", field(1, field(1, attr("service.name", varintField(3, 7)), svc("b"))), []Resource{{}}, false},
-		{"last value of the attribute wins", field(1, field(1, field(1, str(1, "service.name"), field(2, strValue("x")), field(2, varintField(3, 1))))), []Resource{{}}, false},
+		{"non-string service.name", field(1, field(1, attr("service.name", vfield(3, 7)), svc("b"))), []Resource{{}}, false},
+		{"last value of the attribute wins", field(1, field(1, field(1, str(1, "service.name"), field(2, strValue("x")), field(2, vfield(3, 1))))), []Resource{{}}, false},
 		{"resource fields merge", field(1, field(1, attr("host.name", strValue("h"))), field(1, svc("s"))), []Resource{{Service: "s", Host: "h"}}, false},
 		{"deprecated scope spans", field(1, field(1000, spanMsg(), spanMsg())), []Resource{{Spans: 2}}, false},
 		{"deprecated ignored beside scope spans", field(1, field(2), field(1000, spanMsg())), []Resource{{}}, false},
-		{"unknown fields skipped", append(field(1, field(2, spanMsg(varintField(99, 5)))), varintField(7, 1)...), []Resource{{Spans: 1}}, false},
+		{"unknown fields skipped", append(field(1, field(2, spanMsg(vfield(99, 5)))), vfield(7, 1)...), []Resource{{Spans: 1}}, false},
 		{"empty ids", field(1, field(2, field(2, field(1), field(2)))), []Resource{{Spans: 1}}, false},
 		{"short trace id", field(1, field(2, field(2, field(1, []byte{1, 2, 3})))), nil, true},
-		{"wrong wire type", field(1, varintField(2, 1)), nil, true},
+		{"wrong wire type", field(1, vfield(2, 1)), nil, true},
 		{"truncated", field(1, field(2, spanMsg()))[:20], nil, true},
 		{"field zero", []byte{0x00}, nil, true},
 		{"end group alone", []byte{0x0c}, nil, true},
@@ -91,7 +91,7 @@ func TestScanEdgeCases(t *testing.T) {
 		{"group at the end", []byte{0x13, 0x14}, nil, true},
 		{"group of a known field", []byte{0x0b, 0x0c}, nil, true},
 		{"group with a varint", []byte{0x13, 0x08, 0x01, 0x14}, nil, true},
-		{"bad attribute value", field(1, field(1, field(1, str(1, "k"), field(2, varintField(1, 5))))), nil, true},
+		{"bad attribute value", field(1, field(1, field(1, str(1, "k"), field(2, vfield(1, 5))))), nil, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,7 +16,7 @@ const (
 	nodeW      = 210
 	nodeH      = 66
 	layerGap   = 290 // horizontal space between two layers, for edge labels
-	rowGap     = 34
+	rowGap     = 60
 	graphPad   = 16
 	labelW     = 240
 	labelH     = 52
@@ -180,21 +180,6 @@ func layoutGraph(r *analyze.Result, colors map[string]int) graphView {
 			}
 		}
 	}
-	// Services on no edge go in a last column of their own only when there
-	// are edges; otherwise everything is one column.
-	maxLayer := 0
-	for u := 0; u < n; u++ {
-		if inEdge[names[u]] && layer[u] > maxLayer {
-			maxLayer = layer[u]
-		}
-	}
-	if len(edges) > 0 {
-		for u := 0; u < n; u++ {
-			if !inEdge[names[u]] {
-				layer[u] = maxLayer + 1
-			}
-		}
-	}
 	nLayers := 0
 	for _, l := range layer {
 		if l+1 > nLayers {
@@ -202,7 +187,12 @@ func layoutGraph(r *analyze.Result, colors map[string]int) graphView {
 		}
 	}
 	cols := make([][]int, nLayers)
+	var lonely []int // services on no edge: a row below the graph
 	for u := 0; u < n; u++ {
+		if len(edges) > 0 && !inEdge[names[u]] {
+			lonely = append(lonely, u)
+			continue
+		}
 		cols[layer[u]] = append(cols[layer[u]], u)
 	}
 	// Order within a layer by the mean position of the callers (one sweep),
@@ -254,17 +244,6 @@ func layoutGraph(r *analyze.Result, colors map[string]int) graphView {
 			xy[u] = [2]int{graphPad + l*(nodeW+layerGap), y0 + i*(nodeH+rowGap)}
 		}
 	}
-	for u, name := range names {
-		s := svc[name]
-		x, y := xy[u][0], xy[u][1]
-		g.Nodes = append(g.Nodes, graphNode{
-			Name: name, Color: colors[name], X: x, Y: y,
-			Spans: fmtInt(s.Spans), Self: fmtMs(s.SelfMsTotal), CP: fmtMs(s.CriticalPathMsTotal),
-			Errors: s.ErrorSpans, ErrText: plural(s.ErrorSpans, "error"), Instances: len(s.Instances),
-			TextX: x + 16, NameY: y + 24, SubY: y + 42, Sub2Y: y + 57,
-		})
-	}
-
 	// Edges: stroke by calls (log scale); the edge with the most total
 	// client time is "hot".
 	var maxCalls int64 = 1
@@ -278,40 +257,36 @@ func layoutGraph(r *analyze.Result, colors map[string]int) graphView {
 			hot, hotTotal = i, e.ClientMsTotal
 		}
 	}
-	labelsAt := map[[2]int]int{}
+	loops := 0
 	for i, e := range edges {
 		a, b := idx[e.ClientService], idx[e.ServerService]
 		x1, y1 := xy[a][0]+nodeW, xy[a][1]+nodeH/2
 		x2, y2 := xy[b][0], xy[b][1]+nodeH/2
 		var d string
 		var lx, ly int
-		if layer[b] > layer[a] {
+		if layer[b] == layer[a]+1 {
 			mx := (x1 + x2) / 2
 			d = "M" + itoa(x1) + " " + itoa(y1) + " C" + itoa(mx) + " " + itoa(y1) + " " + itoa(mx) + " " + itoa(y2) + " " + itoa(x2-2) + " " + itoa(y2)
 			lx, ly = (x1+x2)/2-labelW/2, (y1+y2)/2-labelH/2
-			if layer[b] > layer[a]+1 { // long edge: label next to the source
-				lx = x1 + (layerGap-labelW)/2
-				ly = y1 - labelH/2
-			}
 		} else {
-			// Back or same-layer edge: loop below both boxes.
-			bx1, by1 := xy[a][0]+nodeW/2, xy[a][1]+nodeH
-			bx2, by2 := xy[b][0]+nodeW/2, xy[b][1]+nodeH+2
-			low := max(by1, by2) + rowGap
-			d = "M" + itoa(bx1) + " " + itoa(by1) + " C" + itoa(bx1) + " " + itoa(low+20) + " " + itoa(bx2) + " " + itoa(low+20) + " " + itoa(bx2) + " " + itoa(by2)
-			lx, ly = (bx1+bx2)/2-labelW/2, low
-			if ly+labelH+graphPad > g.Height {
-				g.Height = ly + labelH + graphPad
+			// A long, backward or same-layer edge would cross boxes: it
+			// leaves the source on the right, dips below every box of the
+			// layers it spans and enters the target from the left.
+			lo, hi := min(layer[a], layer[b]), max(layer[a], layer[b])
+			bottom := 0
+			for u := range names {
+				if inEdge[names[u]] && layer[u] >= lo && layer[u] <= hi {
+					bottom = max(bottom, xy[u][1]+nodeH)
+				}
 			}
-		}
-		k := [2]int{lx, ly}
-		for labelsAt[k] > 0 { // keep coinciding labels apart
-			ly += labelH + 6
-			k = [2]int{lx, ly}
-		}
-		labelsAt[k]++
-		if ly+labelH+graphPad > g.Height {
-			g.Height = ly + labelH + graphPad
+			dip := bottom + 28 + 30*loops // lowest point of the curve
+			loops++
+			ctrl := (4*dip - min(y1, y2)) / 3 // a cubic reaches 3/4 of its control points
+			d = "M" + itoa(x1) + " " + itoa(y1) + " C" + itoa(x1+90) + " " + itoa(ctrl) + " " + itoa(x2-90) + " " + itoa(ctrl) + " " + itoa(x2-2) + " " + itoa(y2)
+			lx, ly = (x1+x2)/2-labelW/2, dip-labelH/2
+			if dip+graphPad > g.Height {
+				g.Height = dip + graphPad
+			}
 		}
 		w := strokeMin
 		if maxCalls > 1 {
@@ -331,6 +306,32 @@ func layoutGraph(r *analyze.Result, colors map[string]int) graphView {
 				fmtMs(e.GapMs.P50) + ", p99 " + fmtMs(e.GapMs.P99),
 		})
 	}
+	spreadLabels(&g)
+	// Services on no edge: a row under the graph, wrapping at its width.
+	if len(lonely) > 0 {
+		perRow := max(1, (g.Width-2*graphPad+layerGap/4)/(nodeW+layerGap/4))
+		y0 := g.Height
+		if len(edges) > 0 {
+			y0 += 8
+		} else {
+			y0 = graphPad
+		}
+		for k, u := range lonely {
+			xy[u] = [2]int{graphPad + (k%perRow)*(nodeW+layerGap/4), y0 + (k/perRow)*(nodeH+rowGap/2)}
+			g.Height = max(g.Height, xy[u][1]+nodeH+graphPad)
+		}
+	}
+	for u, name := range names {
+		s := svc[name]
+		x, y := xy[u][0], xy[u][1]
+		g.Nodes = append(g.Nodes, graphNode{
+			Name: name, Color: colors[name], X: x, Y: y,
+			Spans: fmtInt(s.Spans), Self: fmtMs(s.SelfMsTotal), CP: fmtMs(s.CriticalPathMsTotal),
+			Errors: s.ErrorSpans, ErrText: plural(s.ErrorSpans, "error"), Instances: len(s.Instances),
+			TextX: x + 16, NameY: y + 24, SubY: y + 42, Sub2Y: y + 57,
+		})
+	}
+
 	g.Summary = plural(int64(len(g.Nodes)), "service")
 	if len(g.Edges) > 0 {
 		g.Summary += " · " + plural(int64(len(g.Edges)), "edge")
@@ -339,3 +340,37 @@ func layoutGraph(r *analyze.Result, colors map[string]int) graphView {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// spreadLabels moves edge labels down until no two overlap, and grows the
+// drawing to fit them.
+func spreadLabels(g *graphView) {
+	order := make([]int, len(g.Edges))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		ea, eb := g.Edges[order[a]], g.Edges[order[b]]
+		if ea.LY != eb.LY {
+			return ea.LY < eb.LY
+		}
+		return ea.LX < eb.LX
+	})
+	var placed []int
+	for _, i := range order {
+		e := &g.Edges[i]
+		for moved := true; moved; {
+			moved = false
+			for _, j := range placed {
+				o := g.Edges[j]
+				if e.LX < o.LX+o.LW && o.LX < e.LX+e.LW && e.LY < o.LY+labelH+6 && o.LY < e.LY+labelH+6 {
+					e.LY = o.LY + labelH + 6
+					moved = true
+				}
+			}
+		}
+		placed = append(placed, i)
+		if e.LY+labelH+graphPad > g.Height {
+			g.Height = e.LY + labelH + graphPad
+		}
+	}
+}

@@ -27,7 +27,7 @@ var goldenOpts = HTMLOptions{
 // readInput decodes testdata/<case>.input.json strictly, so a golden input
 // that no longer matches analyze.Result fails loudly instead of rendering
 // half a report.
-func readInput(t *testing.T, path string) *analyze.Result {
+func readInput(t testing.TB, path string) *analyze.Result {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -298,4 +298,16 @@ func TestWriteErrors(t *testing.T) {
 	if err := WriteHTML(w, r, goldenOpts); err != nil {
 		t.Errorf("WriteHTML with exactly enough room: %v", err)
 	}
+}
+
+func BenchmarkWriteHTML(b *testing.B) {
+	r := readInput(b, filepath.Join("testdata", "real-kubelet-baseline.input.json"))
+	var buf bytes.Buffer
+	for b.Loop() {
+		buf.Reset()
+		if err := WriteHTML(&buf, r, goldenOpts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(buf.Len()), "bytes/page")
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/trace-capture/trace-capture/analyze"
 )
@@ -44,7 +45,7 @@ func WriteSummary(w io.Writer, r *analyze.Result, opts SummaryOptions) error {
 			if i == rows {
 				break
 			}
-			fmt.Fprintf(tw, "  %s → %s\t%d\t%s / %s\t%s / %s\t%s\n", e.ClientService, e.ServerService, e.Calls,
+			fmt.Fprintf(tw, "  %s → %s\t%d\t%s / %s\t%s / %s\t%s\n", termSafe(e.ClientService), termSafe(e.ServerService), e.Calls,
 				fmtMs(e.ClientMs.P50), fmtMs(e.ClientMs.P99), fmtMs(e.ServerMs.P50), fmtMs(e.ServerMs.P99), fmtMs(e.GapMs.P99))
 		}
 	}
@@ -54,7 +55,7 @@ func WriteSummary(w io.Writer, r *analyze.Result, opts SummaryOptions) error {
 			if i == rows {
 				break
 			}
-			fmt.Fprintf(tw, "  %s\t%d\t%s / %s\t%s\n", shortPath(p.Path), p.Traces, fmtMs(p.Ms.P50), fmtMs(p.Ms.P99), fmtMs(p.MsTotal))
+			fmt.Fprintf(tw, "  %s\t%d\t%s / %s\t%s\n", termSafe(shortPath(p.Path)), p.Traces, fmtMs(p.Ms.P50), fmtMs(p.Ms.P99), fmtMs(p.MsTotal))
 		}
 	}
 	if len(r.SlowTraces) > 0 {
@@ -63,13 +64,13 @@ func WriteSummary(w io.Writer, r *analyze.Result, opts SummaryOptions) error {
 			if i == rows {
 				break
 			}
-			fmt.Fprintf(tw, "  %s %s: %s\t%s\t%d\t%s\n", t.TraceID, t.RootService, t.RootOperation, fmtMs(t.DurationMs), t.SpanCount, t.Bottleneck)
+			fmt.Fprintf(tw, "  %s %s: %s\t%s\t%d\t%s\n", termSafe(t.TraceID), termSafe(t.RootService), termSafe(t.RootOperation), fmtMs(t.DurationMs), t.SpanCount, termSafe(t.Bottleneck))
 		}
 	}
 	if len(r.Warnings) > 0 {
 		fmt.Fprintln(tw, "\nWarnings")
 		for _, wn := range r.Warnings {
-			fmt.Fprintf(tw, "  %s [%s] %s\n", wn.Severity, wn.Code, oneLine(wn.Message))
+			fmt.Fprintf(tw, "  %s [%s] %s\n", termSafe(wn.Severity), termSafe(wn.Code), termSafe(oneLine(wn.Message)))
 		}
 	}
 	return tw.Flush()
@@ -86,4 +87,16 @@ func shortPath(path []string) string {
 
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// termSafe makes untrusted text safe to print on a terminal: control
+// characters (escape sequences, carriage returns, tabs that would break the
+// columns) and invalid UTF-8 become U+FFFD.
+func termSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
 }

@@ -291,16 +291,17 @@ type baselineView struct {
 }
 
 type changeRow struct {
-	Item               []hop // one hop for an operation, two for an edge, many for a path
-	Kind               string
-	Sep                string
-	BaseCount, Count   cell
-	BaseP50, P50, DP50 cell
-	BaseP99, P99, DP99 cell
-	Ratio              cell
-	Status             string
-	Slower             bool
-	Faster             bool
+	Item                 []hop // one hop for an operation, two for an edge, many for a path
+	Kind                 string
+	Sep                  string
+	BaseCount, Count     cell
+	BaseP50, P50, DP50   cell
+	BaseP99, P99, DP99   cell
+	Ratio                cell
+	DP50Class, DP99Class string
+	Status               string
+	Slower               bool
+	Faster               bool
 }
 
 // pageData is embedded in the page as JSON for the script: the span details
@@ -386,6 +387,9 @@ func buildView(r *analyze.Result, opts HTMLOptions) pageView {
 		{Label: "long-lived traces", Value: fmtInt(s.LongLivedTraces), Href: "#long-lived", Title: "watches and streams, kept out of the latency rankings"},
 	}
 	wc := card{Label: "warnings", Value: fmtInt(int64(warnCount)), Href: "#warnings"}
+	if warnCount == 1 {
+		wc.Label = "warning"
+	}
 	if warnCount > 0 {
 		wc.Class = "warn"
 	} else {
@@ -583,7 +587,19 @@ func buildView(r *analyze.Result, opts HTMLOptions) pageView {
 	v.Data.Summary = dataSummary{Spans: s.Spans, Traces: s.Traces, Services: len(r.Services), Warnings: len(r.Warnings)}
 	v.Data.GraphNodes = len(v.Graph.Nodes)
 	v.Data.GraphEdges = len(v.Graph.Edges)
-	v.Data.Tables = []string{"t-edges", "t-ops", "t-roots", "t-paths", "t-traces", "t-errors", "t-skew", "t-services"}
+	v.Data.Tables = []string{}
+	for _, t := range []struct {
+		id      string
+		present bool
+	}{
+		{"t-edges", len(v.Edges) > 0}, {"t-ops", len(v.Operations.Rows) > 0}, {"t-roots", len(v.Roots.Rows) > 0},
+		{"t-paths", len(v.SlowPaths) > 0}, {"t-traces", len(v.TraceRows) > 0}, {"t-errors", len(v.Errors) > 0},
+		{"t-skew", len(v.Skew) > 0}, {"t-services", len(v.Services) > 0},
+	} {
+		if t.present {
+			v.Data.Tables = append(v.Data.Tables, t.id)
+		}
+	}
 	if v.Data.Traces == nil {
 		v.Data.Traces = []dataTrace{}
 	}
@@ -756,7 +772,7 @@ func buildTrace(t analyze.Trace, i int, anchor string, colors map[string]int, li
 		switch {
 		case left+width < 84:
 			row.DurLeft = pct(left + width + 0.6)
-		case width >= 10:
+		case width >= 22:
 			row.DurRight = pct(100 - left - width + 0.6)
 			row.DurIn = true
 		default:
@@ -764,6 +780,9 @@ func buildTrace(t analyze.Trace, i int, anchor string, colors map[string]int, li
 		}
 		if sp.Critical {
 			tv.CriticalRows++
+			if sp.CriticalMs < sp.DurationMs {
+				row.DurText += " · cp " + fmtMs(sp.CriticalMs)
+			}
 		}
 		row.Title = sp.Service + ": " + sp.Name + " — " + fmtMs(sp.DurationMs) + " (self " + fmtMs(sp.SelfMs) + ")"
 		if sp.Critical {
@@ -811,11 +830,26 @@ func buildTrace(t analyze.Trace, i int, anchor string, colors map[string]int, li
 func buildBaseline(b *analyze.BaselineDiff, colors map[string]int, maxRows int) *baselineView {
 	bv := &baselineView{Label: b.Label, Spans: fmtInt(b.Spans), Traces: fmtInt(b.Traces)}
 	row := func(item []hop, kind, sep string, c analyze.Change) changeRow {
-		return changeRow{Item: item, Kind: kind, Sep: sep, BaseCount: intCell(c.BaseCount), Count: intCell(c.Count),
+		cr := changeRow{Item: item, Kind: kind, Sep: sep, BaseCount: intCell(c.BaseCount), Count: intCell(c.Count),
 			BaseP50: msCell(c.BaseMs.P50), P50: msCell(c.Ms.P50), DP50: deltaCell(c.DeltaP50Ms),
 			BaseP99: msCell(c.BaseMs.P99), P99: msCell(c.Ms.P99), DP99: deltaCell(c.DeltaP99Ms),
 			Ratio: cell{fmtRatio(c.RatioP50), num(c.RatioP50)}, Status: c.Status,
+			DP50Class: deltaClass(c.DeltaP50Ms), DP99Class: deltaClass(c.DeltaP99Ms),
 			Slower: c.Status == "both" && c.DeltaP99Ms > 0, Faster: c.Status == "both" && c.DeltaP99Ms < 0}
+		// A row present on one side only has no change to show; its
+		// missing side is a dash, sorted below every number.
+		if c.Status != "both" {
+			none := cell{Text: "–", V: ""}
+			cr.DP50, cr.DP99, cr.Ratio = none, none, none
+			cr.DP50Class, cr.DP99Class = "", ""
+			if c.BaseCount == 0 {
+				cr.BaseP50, cr.BaseP99 = none, none
+			}
+			if c.Count == 0 {
+				cr.P50, cr.P99 = none, none
+			}
+		}
+		return cr
 	}
 	for _, e := range b.Edges {
 		item := []hop{{Service: e.ClientService, Color: colors[e.ClientService], ShowService: true}, {Service: e.ServerService, Color: colors[e.ServerService], ShowService: true}}
@@ -928,4 +962,15 @@ func wbr(s string) []string {
 		s = s[i+1:]
 	}
 	return append(out, s)
+}
+
+// deltaClass colours a latency change: slower is "up" (bad), faster "down".
+func deltaClass(d float64) string {
+	switch {
+	case d > 0:
+		return "up"
+	case d < 0:
+		return "down"
+	}
+	return ""
 }

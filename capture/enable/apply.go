@@ -213,7 +213,7 @@ type Restored struct {
 // Restore puts back the originals of every selected journal record below hostRoot, newest first
 // (see journal.Store.Restore): it is idempotent, continues past failures, reports them all in the
 // error, and keeps the records of files it could not verify. The caller restarts the components
-// whose record Changed, as Restart says.
+// whose record Changed, as Restart says. An emptied journal folder is removed.
 func Restore(ctx context.Context, hostRoot string, opts RestoreOptions) ([]Restored, error) {
 	store, err := journal.NewStore(hostRoot, journal.Options{Dir: opts.JournalDir, Logger: opts.Logger})
 	if err != nil {
@@ -223,6 +223,10 @@ func Restore(ctx context.Context, hostRoot string, opts RestoreOptions) ([]Resto
 	out := make([]Restored, 0, len(rep.Records))
 	for _, r := range rep.Records {
 		out = append(out, withMeta(r))
+	}
+	if err == nil {
+		// Leave no empty journal folder behind (kept while other records remain).
+		err = store.Cleanup(context.WithoutCancel(ctx))
 	}
 	if err != nil {
 		return out, fmt.Errorf("restore: %w", err)

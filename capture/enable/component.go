@@ -54,7 +54,8 @@ type Version struct {
 var versionPattern = regexp.MustCompile(`^v?(\d{1,6})\.(\d{1,6})(?:\.(\d{1,9}))?(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]*)?`)
 
 // ParseVersion finds a version in s, which may be a bare version ("v1.37.2", "3.6.16"), an image
-// reference ("registry.k8s.io/etcd:3.5.21-0", optionally with a digest) or the output of a
+// reference ("registry.k8s.io/etcd:3.5.21-0", optionally with a digest), a node's container runtime
+// version ("containerd://2.4.2", "cri-o://1.36.3") or the output of a
 // --version command ("containerd github.com/containerd/containerd/v2 v2.4.2 abc", "etcd Version:
 // 3.6.16"). For an image reference only the tag is read. The etcd image's "-0" suffix is not a
 // pre-release; a "-N" suffix made only of digits is treated as a packaging revision.
@@ -62,6 +63,10 @@ func ParseVersion(s string) (Version, error) {
 	in := strings.TrimSpace(s)
 	if in == "" {
 		return Version{}, errors.New("parse version: empty string")
+	}
+	if i := strings.Index(in, "://"); i > 0 && !strings.ContainsAny(in, " \t\n") {
+		// A node's status.nodeInfo.containerRuntimeVersion: "containerd://2.4.2".
+		in = in[i+3:]
 	}
 	if !strings.ContainsAny(in, " \t\n") && strings.Contains(in, "/") {
 		// An image reference: drop the digest, then take the tag.

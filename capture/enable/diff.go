@@ -47,12 +47,12 @@ func lineDiff(path string, a, b []byte) string {
 			ops = append(ops, op{' ', al[i], i + 1, j + 1})
 			i++
 			j++
-		case j < m && (i == n || lcs[i][j+1] >= lcs[i+1][j]):
-			ops = append(ops, op{'+', bl[j], i + 1, j + 1})
-			j++
-		default:
+		case i < n && (j == m || lcs[i+1][j] >= lcs[i][j+1]):
 			ops = append(ops, op{'-', al[i], i + 1, j + 1})
 			i++
+		default:
+			ops = append(ops, op{'+', bl[j], i + 1, j + 1})
+			j++
 		}
 	}
 	const ctx = 3

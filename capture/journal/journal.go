@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -199,7 +200,10 @@ func (s *Store) RecordPath(id string) string { return filepath.Join(s.dir, id+re
 
 func (s *Store) ensureDir() error {
 	hp := HostPath(s.hostRoot, s.dir)
-	if err := os.MkdirAll(hp, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(hp), 0o755); err != nil {
+		return fmt.Errorf("create journal directory %s: %w", s.dir, err)
+	}
+	if err := os.Mkdir(hp, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("create journal directory %s: %w", s.dir, err)
 	}
 	return syncDir(filepath.Dir(hp))
@@ -370,5 +374,34 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("delete journal record: %w", err)
 	}
 	s.log.Info("journal record deleted", "id", id)
+	return nil
+}
+
+// Cleanup removes the journal directory when it holds no records (nor anything else), and, for
+// the default directory, its parent when that is empty too, so that a finished capture leaves
+// nothing on the node. It is not an error when the directory is missing or still in use.
+func (s *Store) Cleanup(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("clean up journal: %w", err)
+	}
+	dirs := []string{s.dir}
+	if s.dir == DefaultDir {
+		dirs = append(dirs, filepath.Dir(DefaultDir))
+	}
+	for _, d := range dirs {
+		hp := HostPath(s.hostRoot, d)
+		err := os.Remove(hp)
+		switch {
+		case err == nil:
+			if err := syncDir(filepath.Dir(hp)); err != nil {
+				return fmt.Errorf("clean up journal: %w", err)
+			}
+		case errors.Is(err, fs.ErrNotExist):
+		case errors.Is(err, syscall.ENOTEMPTY), errors.Is(err, syscall.EEXIST):
+			return nil
+		default:
+			return fmt.Errorf("clean up journal: %w", err)
+		}
+	}
 	return nil
 }

@@ -246,7 +246,7 @@
       btn.click();
       var d2 = ths[col].getAttribute("aria-sort");
       check(d2 !== d1 && isSorted(keys(), d2 === "descending"), "re-sorted " + d2 + " " + t.id);
-      root.setAttribute("data-sorted-table", t.id + ":" + col + ":" + (before || "") + ">" + d1 + ">" + d2);
+      root.setAttribute("data-sorted-table", t.id + " column " + col + ": " + (before || "unsorted") + ", " + d1 + ", " + d2);
       sorted = true;
       return true;
     });
