@@ -673,3 +673,31 @@ func TestProgressAndLogger(t *testing.T) {
 		t.Errorf("progress calls = %v, want the final count %d last", calls, r.Summary.Spans)
 	}
 }
+
+// TestClockSkewChain: hosts a → b → c, b 20 ms ahead of a and c 20 ms
+// ahead of b. Each pair allows [-21, -19] relative to its client: b gets
+// -19 ms relative to a (the reference: most spans) and c -19 - 19 = -38.
+func TestClockSkewChain(t *testing.T) {
+	var spans []fspan
+	for i := 1; i <= 5; i++ {
+		id := 10 * i
+		spans = append(spans,
+			fspan{Svc: "a", Host: "a", Trace: i, ID: id, Name: "root", Kind: kServer, Start: -1, End: 11},
+			fspan{Svc: "a", Host: "a", Trace: i, ID: id + 1, Parent: id, Name: "call", Kind: kClient, Start: 0, End: 10},
+			fspan{Svc: "b", Host: "b", Trace: i, ID: id + 2, Parent: id + 1, Name: "serve", Kind: kServer, Start: 21, End: 29},
+			fspan{Svc: "b", Host: "b", Trace: i, ID: id + 3, Parent: id + 2, Name: "call", Kind: kClient, Start: 22, End: 28},
+			fspan{Svc: "c", Host: "c", Trace: i, ID: id + 4, Parent: id + 3, Name: "serve", Kind: kServer, Start: 43, End: 47},
+		)
+	}
+	r := runRecords(t, Options{}, [][]byte{fixtureRecord(spans...)})
+	want := map[string][2]any{"a": {0.0, ""}, "b": {-19.0, "a"}, "c": {-38.0, "b"}}
+	for _, cs := range r.ClockSkew {
+		w := want[cs.Host]
+		if math.Abs(cs.AppliedMs-w[0].(float64)) > 1e-6 || cs.Reference != w[1].(string) {
+			t.Errorf("host %s: applied %.3f ms relative to %q, want %.0f relative to %q", cs.Host, cs.AppliedMs, cs.Reference, w[0], w[1])
+		}
+	}
+	if _, ok := findWarning(r, WarnOverflowingSpans); ok {
+		t.Errorf("spans overflow after adjustment: %+v", r.Warnings)
+	}
+}

@@ -9,6 +9,11 @@ import (
 // SERVER span it wraps may start, and end.
 const joinTolerance = 5_000_000 // 5 ms
 
+// maxJoinCandidates bounds the SERVER spans considered per lone
+// authentication span (the first ones starting after it), so hostile input
+// cannot make the matching quadratic.
+const maxJoinCandidates = 16
+
 // joinLoneAuthentication matches kube-apiserver traces made of a lone
 // "authentication" span with the request it authenticated. Since
 // Kubernetes 1.33 the authentication filter span starts before the
@@ -57,11 +62,12 @@ func joinLoneAuthentication(st *store, a *assembly) (joined int64) {
 			}
 			return cmp.Compare(s.start, l.start)
 		})
-		for ; i < len(servers); i++ {
+		for seen := 0; i < len(servers) && seen < maxJoinCandidates; i++ {
 			s := st.span(servers[i])
 			if s.res != l.res || s.start > l.start+joinTolerance {
 				break
 			}
+			seen++
 			if s.end > l.end || s.end < l.end-joinTolerance {
 				continue
 			}

@@ -31,8 +31,11 @@ type Result struct {
 	// Operations holds one row per (service, kind, span name). Sorted by
 	// critical_path_ms_total descending, then service, name, kind.
 	Operations []Operation `json:"operations"`
-	// RootOperations aggregates critical-path time per root operation (the
-	// operation of each trace's root span). Sorted by traces' total ms
+	// RootOperations aggregates critical-path time per root operation: the
+	// operation of each (non-long-lived) trace's longest root span, or of
+	// the SERVER span right under it when that root is an INTERNAL span of
+	// the same service (the kube-apiserver's "authentication" filter span
+	// starts before the request's SERVER span). Sorted by total ms
 	// descending, then service, name.
 	RootOperations []RootOperation `json:"root_operations"`
 	// SlowPaths are the chains of "service: operation" from a trace's root
@@ -89,7 +92,9 @@ type Summary struct {
 	// LongLivedSpans counts spans classified as long-lived (watches, streams
 	// and their ancestors); their durations are not request latencies.
 	LongLivedSpans int64 `json:"long_lived_spans"`
-	// LongLivedTraces counts traces whose root span is long-lived.
+	// LongLivedTraces counts traces whose root span is long-lived (lone
+	// kube-apiserver authentication spans matched to their request are not
+	// counted: their request's trace is).
 	LongLivedTraces int64 `json:"long_lived_traces"`
 	// LinkedSpans counts spans carrying span links (e.g. the kube-apiserver's
 	// SERVER span for an untrusted client's traceparent).
@@ -299,7 +304,8 @@ type SlowPath struct {
 type Trace struct {
 	// TraceID is the trace id, 32 lower-case hex digits.
 	TraceID string `json:"trace_id"`
-	// RootService is the root span's service.
+	// RootService is the service of the trace's root span (the longest
+	// root when a missing parent left several).
 	RootService string `json:"root_service"`
 	// RootOperation is the root span's name.
 	RootOperation string `json:"root_operation"`
@@ -573,6 +579,7 @@ const (
 	WarnTruncatedTables    = "truncated"            // a table hit its size cap
 	WarnNoSpans            = "no_spans"             // nothing to analyze
 	WarnUnknownServiceName = "unknown_service"      // spans without service.name
+	WarnLoneAuthentication = "lone_authentication"  // one-span kube-apiserver "authentication" traces
 )
 
 // BaselineDiff compares this capture with a baseline capture.
@@ -637,7 +644,8 @@ type OperationChange struct {
 	Name string `json:"name"`
 	// Kind is the span kind.
 	Kind string `json:"kind"`
-	// Change compares the durations (long-lived spans excluded).
+	// Change compares the durations; its counts exclude long-lived spans,
+	// like the distributions.
 	Change
 }
 

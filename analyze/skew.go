@@ -93,7 +93,34 @@ func estimateSkew(st *store, a *assembly, ar *arena, capNs int64) *skewResult {
 	})
 	samples := func(k [2]int32) int64 { p := pairs[k]; return int64(len(p.lo)) + p.inverted }
 
-	// Prim's maximum spanning forest.
+	// Maximum spanning forest by pair count (Kruskal), then from each
+	// component's reference host (most spans) offsets accumulate along the
+	// tree.
+	order := slices.Clone(keys)
+	slices.SortStableFunc(order, func(x, y [2]int32) int { return cmp.Compare(samples(y), samples(x)) })
+	uf := make([]int32, nh)
+	for i := range uf {
+		uf[i] = int32(i)
+	}
+	var find func(int32) int32
+	find = func(x int32) int32 {
+		for uf[x] != x {
+			uf[x] = uf[uf[x]]
+			x = uf[x]
+		}
+		return x
+	}
+	adj := make([][][2]int32, nh) // host -> tree edges (key) touching it
+	for _, k := range order {
+		a, b := find(k[0]), find(k[1])
+		if a == b {
+			continue
+		}
+		uf[a] = b
+		adj[k[0]] = append(adj[k[0]], k)
+		adj[k[1]] = append(adj[k[1]], k)
+	}
+	hostName := func(h int32) string { return st.strs[st.hosts[h]] }
 	in := make([]bool, nh)
 	off := make([]int64, nh)
 	ref := make([]int32, nh)
@@ -101,48 +128,35 @@ func estimateSkew(st *store, a *assembly, ar *arena, capNs int64) *skewResult {
 	for i := range ref {
 		ref[i] = -1
 	}
-	hostName := func(h int32) string { return st.strs[st.hosts[h]] }
-	for {
-		// Next reference: the host not yet placed with most spans.
-		root := int32(-1)
-		for h := int32(0); h < int32(nh); h++ {
-			if in[h] {
-				continue
-			}
-			if root < 0 || spansPerHost[h] > spansPerHost[root] ||
-				(spansPerHost[h] == spansPerHost[root] && hostName(h) < hostName(root)) {
-				root = h
-			}
+	byWeight := make([]int32, nh)
+	for i := range byWeight {
+		byWeight[i] = int32(i)
+	}
+	slices.SortFunc(byWeight, func(x, y int32) int {
+		if c := cmp.Compare(spansPerHost[y], spansPerHost[x]); c != 0 {
+			return c
 		}
-		if root < 0 {
-			break
+		return cmp.Compare(hostName(x), hostName(y))
+	})
+	var queue []int32
+	for _, root := range byWeight {
+		if in[root] {
+			continue
 		}
 		in[root] = true
-		for {
-			best, bestN := -1, int64(-1)
-			for i, k := range keys {
-				if in[k[0]] == in[k[1]] {
-					continue
+		queue = append(queue[:0], root)
+		for len(queue) > 0 {
+			h := queue[0]
+			queue = queue[1:]
+			for _, k := range adj[h] {
+				e := est[k]
+				if k[0] == h && !in[k[1]] { // place k[1]: add e relative to k[0]
+					off[k[1]], ref[k[1]], via[k[1]], in[k[1]] = off[h]+e, h, k, true
+					queue = append(queue, k[1])
+				} else if k[1] == h && !in[k[0]] {
+					off[k[0]], ref[k[0]], via[k[0]], in[k[0]] = off[h]-e, h, k, true
+					queue = append(queue, k[0])
 				}
-				if n := samples(k); n > bestN {
-					best, bestN = i, n
-				}
-			}
-			if best < 0 {
-				break
-			}
-			k := keys[best]
-			e := est[k]
-			if in[k[0]] { // place k[1]: add e relative to k[0]
-				off[k[1]] = off[k[0]] + e
-				ref[k[1]] = k[0]
-				in[k[1]] = true
-				via[k[1]] = k
-			} else {
-				off[k[0]] = off[k[1]] - e
-				ref[k[0]] = k[1]
-				in[k[0]] = true
-				via[k[0]] = k
 			}
 		}
 	}

@@ -11,11 +11,6 @@ const (
 	sevInfo    = "info"
 )
 
-// WarnLoneAuthentication reports kube-apiserver traces made of a lone
-// "authentication" span: the request's SERVER span continued the caller's
-// trace (or started a new one) and left this span behind.
-const WarnLoneAuthentication = "lone_authentication"
-
 // buildWarnings is the capture-quality pass: it turns every count of
 // dropped, relinked or suspicious data into a warning.
 //

@@ -74,11 +74,15 @@ if [ -x "$bin" ]; then
   exit 0
 fi
 
+# Holding the lock: whatever a killed earlier build of this name left is garbage.
+rm -rf "$cache/bin/.$name.tmp."* "$cache/work/$name."*
 work=$(mktemp -d "$cache/work/$name.XXXXXX")
 tmpbin=$cache/bin/.$name.tmp.$$
 heartbeat=
+child=
 cleanup() {
-  [ -n "$heartbeat" ] && kill "$heartbeat" 2>/dev/null || true
+  [ -n "$child" ] && kill -TERM "$child" 2>/dev/null
+  [ -n "$heartbeat" ] && kill "$heartbeat" 2>/dev/null
   rm -rf "$work" "$tmpbin"
 }
 trap cleanup EXIT
@@ -97,9 +101,24 @@ heartbeat=$!
 
 cd "$work"
 
-# origin_hash MODULE VERSION: the upstream git commit of a module version, if the proxy knows it.
-origin_hash() {
-  go mod download -json "$1@$2" 2>/dev/null | sed -n 's/^[[:space:]]*"Hash": "\([0-9a-f]\{40\}\)".*/\1/p' | head -1
+# run CMD...: runs a long command in the background and waits for it, so that a
+# SIGTERM to this script is handled at once (bash defers traps while a
+# foreground child runs) and the child is stopped by cleanup. The child does
+# not inherit the lock.
+run() {
+  "$@" 9>&- &
+  child=$!
+  wait "$child"
+  child=
+}
+
+# gomod_file MODULE VERSION: downloads MODULE@VERSION and prints the path of its go.mod.
+gomod_file() {
+  local out file
+  out=$(go mod download -json "$1@$2" 2>&1) || die "download $1@$2: $(printf '%s' "$out" | sed -n 's/^[[:space:]]*"Error": //p')"
+  file=$(printf '%s\n' "$out" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+  [ -f "$file" ] || die "download $1@$2: no go.mod in the answer"
+  printf '%s\n' "$file"
 }
 
 build_etcd() {
@@ -107,34 +126,25 @@ build_etcd() {
   log "building etcd $version with $goversion (cold build: ~5 min on 2 cores)"
   log "downloading $mod@$version"
   local modfile gover
-  modfile=$(go mod download -json "$mod@$version" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
-  [ -f "$modfile" ] || die "module $mod@$version not found"
+  modfile=$(gomod_file "$mod" "$version")
   gover=$(awk '$1 == "go" { print $2; exit }' "$modfile")
   printf 'module local/etcdbuild\n\ngo %s\n' "${gover:-1.24}" > go.mod
   printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$mod" > tools.go
-  go get "$mod@$version" >&2
+  run go get "$mod@$version" >&2
   log "resolving dependencies (go mod tidy)"
-  go mod tidy >&2
-  local sha ld=""
-  sha=$(origin_hash "$mod" "$version")
-  [ -n "$sha" ] && ld="-X go.etcd.io/etcd/api/v3/version.GitSHA=${sha:0:7}"
+  run go mod tidy >&2
   log "compiling $mod"
-  go build -ldflags "$ld" -o "$tmpbin" "$mod"
+  run go build -o "$tmpbin" "$mod"
 }
 
 build_kube_apiserver() {
   local mod=k8s.io/kubernetes
   local minor=${version#v1.}; minor=${minor%%.*}
   local staging=v0.${version#v1.}        # v1.37.2 -> v0.37.2
-  log "building kube-apiserver $version with $goversion (cold build: ~10-15 min on 2 cores)"
+  log "building kube-apiserver $version with $goversion (cold build: ~10-15 min on 2 idle cores, 30+ when busy)"
   log "downloading $mod@$version go.mod"
   local modfile gover
-  modfile=$(go mod download -json "$mod@$version" 2>/dev/null | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p') || true
-  if [ ! -f "${modfile:-}" ]; then
-    # Older Go versions of the proxy answer: fall back to the cache layout.
-    modfile=$(go env GOMODCACHE)/cache/download/$mod/@v/$version.mod
-  fi
-  [ -f "$modfile" ] || die "module $mod@$version not found"
+  modfile=$(gomod_file "$mod" "$version")
   gover=$(awk '$1 == "go" { print $2; exit }' "$modfile")
   {
     printf 'module local/k8sbuild\n\ngo %s\n\n' "${gover:-1.24.0}"
@@ -155,16 +165,14 @@ build_kube_apiserver() {
   fi
   printf '//go:build tools\n\npackage tools\n\nimport _ "%s/cmd/kube-apiserver"\n' "$mod" > tools.go
   log "resolving dependencies (go mod tidy, ~1 min cold)"
-  go mod tidy >&2
+  run go mod tidy >&2
   # Without these the binary reports v0.0.0-master+$Format:%H$.
-  local sha ld="" p
-  sha=$(origin_hash "$mod" "$version")
+  local ld="" p
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld="$ld -X $p.gitVersion=$version -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
-    [ -n "$sha" ] && ld="$ld -X $p.gitCommit=$sha"
   done
   log "compiling $mod/cmd/kube-apiserver"
-  go build -ldflags "$ld" -o "$tmpbin" "$mod/cmd/kube-apiserver"
+  run go build -ldflags "$ld" -o "$tmpbin" "$mod/cmd/kube-apiserver"
 }
 
 case "$component" in

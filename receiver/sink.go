@@ -10,8 +10,9 @@ import (
 //
 // Consume gets req, a request that Scan accepted, in the protobuf wire
 // format (OTLP/JSON requests are re-encoded), and b, what Scan found in it.
-// req is only valid until Consume returns: a Sink that keeps it must copy it.
-// Consume is called concurrently.
+// req is only valid until Consume returns: a Sink that keeps it must copy it
+// (b is the Sink's to keep). Consume is called concurrently; ctx is the
+// request's, canceled when the sender goes away or the receiver stops.
 //
 // The error decides the answer to the sender: nil is a full success; a
 // *PartialSuccessError a success that names the spans rejected; an error

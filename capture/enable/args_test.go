@@ -188,7 +188,7 @@ func checkOneSpelling(t *testing.T, args []string) {
 	var exp, plain bool
 	for _, a := range args {
 		n, _, _, ok := flagName(a)
-		if !ok || !strings.Contains(n, "distributed-tracing") {
+		if !ok || !slices.Contains(etcdTracingFlags, strings.TrimPrefix(n, experimental)) {
 			continue
 		}
 		if strings.HasPrefix(n, experimental) {

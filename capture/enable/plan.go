@@ -2,12 +2,14 @@ package enable
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/trace-capture/trace-capture/capture/journal"
@@ -76,10 +78,41 @@ type Change struct {
 	NewBytes []byte `json:"-"`
 	// NewSHA256 is the hex SHA-256 of NewBytes.
 	NewSHA256 string `json:"newSHA256"`
-	// Mode holds the permission bits of a created file (an existing file keeps its own).
-	Mode fs.FileMode `json:"mode"`
+	// Mode holds the permission bits of a created file (an existing file keeps its own). In
+	// JSON it is an octal string ("0644").
+	Mode fs.FileMode `json:"-"`
 	// Created is true when the file does not exist yet.
 	Created bool `json:"created"`
+}
+
+// MarshalJSON encodes the change with its mode as an octal string.
+func (c Change) MarshalJSON() ([]byte, error) {
+	type plain Change
+	return json.Marshal(struct {
+		plain
+		Mode string `json:"mode"`
+	}{plain(c), fmt.Sprintf("%04o", uint32(c.Mode.Perm()))})
+}
+
+// UnmarshalJSON decodes what MarshalJSON writes (the bytes are not part of the JSON form).
+func (c *Change) UnmarshalJSON(b []byte) error {
+	type plain Change
+	var v struct {
+		plain
+		Mode string `json:"mode"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*c = Change(v.plain)
+	if v.Mode != "" {
+		m, err := strconv.ParseUint(v.Mode, 8, 32)
+		if err != nil || m > 0o777 {
+			return fmt.Errorf("change %s: invalid mode %q", c.Path, v.Mode)
+		}
+		c.Mode = fs.FileMode(m)
+	}
+	return nil
 }
 
 // NewChange returns a Change from original (nil: the file does not exist) to updated.

@@ -533,8 +533,15 @@ func TestPlanJSONAndDiff(t *testing.T) {
 	}
 	changes := m["changes"].([]any)
 	first := changes[0].(map[string]any)
-	if first["created"] != true || first["newSHA256"] == "" || first["originalBytes"] != nil {
+	if first["created"] != true || first["newSHA256"] == "" || first["originalBytes"] != nil || first["mode"] != "0600" {
 		t.Errorf("change JSON %v", first)
+	}
+	var back Plan
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Changes[0].Mode != 0o600 || back.Changes[1].OriginalSHA256 != plan.Changes[1].OriginalSHA256 || back.Version.String() != plan.Version.String() || back.Restart != plan.Restart {
+		t.Errorf("plan JSON round trip: %+v", back)
 	}
 	if r := m["restart"].(map[string]any); r["kind"] != "static-pod" || r["expectedUnavailabilitySeconds"].(float64) <= 0 {
 		t.Errorf("restart JSON %v", r)

@@ -253,32 +253,38 @@ func (s *Store) Create(ctx context.Context, r Record) (Record, error) {
 	}
 }
 
+// writeExclusive creates the record file atomically: the bytes go to a dot-named temporary file
+// that is fsynced and then hard-linked to the final name, which fails if that name exists. A
+// crash leaves either no record or a complete one (and maybe a temporary file that Cleanup
+// removes).
 func (s *Store) writeExclusive(id string, data []byte) (err error) {
 	p := s.RecordPath(id)
 	hp := HostPath(s.hostRoot, p)
-	f, err := os.OpenFile(hp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	dir := filepath.Dir(hp)
+	tmp, err := createTemp(dir, filepath.Base(hp))
 	if err != nil {
+		return fmt.Errorf("create journal record %s: %w", p, err)
+	}
+	defer func() {
+		tmp.Close()
+		os.Remove(tmp.Name())
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return fmt.Errorf("create journal record %s: %w", p, err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("create journal record %s: %w", p, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("create journal record %s: %w", p, err)
+	}
+	if err = os.Link(tmp.Name(), hp); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return err
 		}
 		return fmt.Errorf("create journal record %s: %w", p, err)
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(hp)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("create journal record %s: %w", p, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("create journal record %s: %w", p, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("create journal record %s: %w", p, err)
-	}
-	if err = syncDir(filepath.Dir(hp)); err != nil {
+	if err = syncDir(dir); err != nil {
 		return fmt.Errorf("create journal record %s: %w", p, err)
 	}
 	return nil
@@ -383,6 +389,13 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 func (s *Store) Cleanup(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("clean up journal: %w", err)
+	}
+	// Temporary files of writes that were interrupted.
+	entries, _ := os.ReadDir(HostPath(s.hostRoot, s.dir))
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), TempPrefix) && strings.HasSuffix(e.Name(), ".tmp") {
+			os.Remove(HostPath(s.hostRoot, filepath.Join(s.dir, e.Name())))
+		}
 	}
 	dirs := []string{s.dir}
 	if s.dir == DefaultDir {

@@ -210,6 +210,11 @@ func TestRestoreIsByteExactAndIdempotent(t *testing.T) {
 		t.Fatalf("drop-in = %q", got)
 	}
 
+	// A write interrupted by a crash left a temporary (dot) file next to the manifest, and one
+	// in the journal.
+	writeHost(t, root, "/etc/kubernetes/manifests/"+TempPrefix+"etcd.yaml.0a1b2c.tmp", []byte("partial"), 0o600)
+	writeHost(t, root, DefaultDir+"/"+TempPrefix+"x.json.0a1b2c.tmp", []byte("partial"), 0o600)
+
 	rep, err := s.Restore(t.Context(), RestoreOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -313,7 +318,7 @@ func TestRestoreReportsFailureAndKeepsOnlyThatFile(t *testing.T) {
 	writeHost(t, root, "/var/lib/kubelet/config.yaml", []byte("orig kubelet\n"), 0o644)
 	s := newStore(t, root)
 	rec := change(t, s, "kube-apiserver", map[string][]byte{
-		"/etc/kubernetes/manifests/kube-apiserver.yaml": []byte("new apiserver\n"),
+		"/etc/kubernetes/manifests/kube-apiserver.yaml":        []byte("new apiserver\n"),
 		"/etc/kubernetes/trace-capture-apiserver-tracing.yaml": []byte("tracing\n"),
 	})
 	change(t, s, "etcd", map[string][]byte{"/etc/kubernetes/manifests/etcd.yaml": []byte("new etcd\n")})

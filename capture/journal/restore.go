@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -124,6 +126,9 @@ func (s *Store) restoreRecord(ctx context.Context, r Record, force bool) (Record
 		} else {
 			out, err = s.restoreFile(f, force)
 		}
+		if err == nil {
+			removeStaleTemps(s.hostRoot, f.Path)
+		}
 		fr := FileReport{Path: f.Path, Outcome: out}
 		if err != nil {
 			err = fmt.Errorf("restore %s: %w", f.Path, err)
@@ -220,4 +225,29 @@ func (s *Store) verify(p string, exists bool, sum string) error {
 		return errors.New("verify: content does not match the original after writing it")
 	}
 	return nil
+}
+
+// removeStaleTemps removes the temporary files that an interrupted WriteFileAtomic of p may have
+// left next to it (dot-files, so no component loaded them).
+func removeStaleTemps(hostRoot, p string) {
+	base := filepath.Base(p)
+	if len(base) > 100 {
+		base = base[:100] // as createTemp shortens it
+	}
+	pattern := filepath.Join(HostPath(hostRoot, filepath.Dir(p)), TempPrefix+globEscape(base)+".*.tmp")
+	matches, _ := filepath.Glob(pattern)
+	for _, m := range matches {
+		os.Remove(m)
+	}
+}
+
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -44,6 +43,10 @@ func Bundle(ctx context.Context, in, out string, opts Options) (*Report, error) 
 			_ = w.Learn(rec) // an undecodable record is counted in pass 2
 			return nil
 		},
+		File: func(e *bundle.Entry) error {
+			_, err := w.redactFile(e, e.Name, "", true)
+			return err
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("redact bundle: %w", err)
@@ -54,6 +57,14 @@ func Bundle(ctx context.Context, in, out string, opts Options) (*Report, error) 
 	}
 	for _, a := range m.Archives {
 		learn.host(a.Host)
+	}
+	if len(m.Cluster) > 0 {
+		_, _ = w.json(m.Cluster, true)
+	}
+	dry := w.e.newJob(false)
+	dry.discard = true
+	for _, n := range m.Notes {
+		dry.scrub(n)
 	}
 	w.log.Info("learned names", "records", records, "names", len(w.e.tok.dict))
 
@@ -133,7 +144,7 @@ func Bundle(ctx context.Context, in, out string, opts Options) (*Report, error) 
 			name := w.EntryName(e.Name)
 			dst := filepath.Join(work, fmt.Sprintf("file-%d", len(filesIn)))
 			filesIn = append(filesIn, e.Name)
-			action, err := w.redactFile(e, e.Name, dst)
+			action, err := w.redactFile(e, e.Name, dst, false)
 			if err != nil {
 				return err
 			}
@@ -185,6 +196,3 @@ func Bundle(ctx context.Context, in, out string, opts Options) (*Report, error) 
 	w.log.Info("redacted bundle", "output", out, "records", rep.Records, "spans", rep.Spans, "files", len(rep.Files))
 	return &rep, nil
 }
-
-// sanity: a spans entry name stays under spans/.
-var _ = strings.HasPrefix

@@ -41,8 +41,9 @@ func newEngine(pol *compiledPolicy, key []byte) *engine {
 // job is the work on one record (or one file): it counts what it replaced.
 // Not safe for concurrent use.
 type job struct {
-	e      *engine
-	learn  bool // only register names; change nothing, count nothing
+	e       *engine
+	learn   bool // only register names; change nothing, count nothing
+	discard bool // a dry run: its counts are not merged
 	counts map[string]int64
 	trail  []string
 }
@@ -142,8 +143,17 @@ func isHexString(s string) bool {
 	return true
 }
 
-// apply returns s redacted as kind (a string attribute value).
+// apply returns s redacted as kind (a string attribute value). Whatever
+// the kind (but keep), the result holds no value pattern that Leaks finds.
 func (j *job) apply(kind, s string) string {
+	out := j.applyKind(kind, s)
+	if kind != KindKeep && out != "" && !j.learn && j.leaks(out) {
+		out = j.scrub(out)
+	}
+	return out
+}
+
+func (j *job) applyKind(kind, s string) string {
 	if s == "" {
 		return s
 	}

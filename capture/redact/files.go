@@ -40,7 +40,7 @@ func (w *RecordRewriter) RedactFiles(files []bundle.File, dir string) ([]bundle.
 			return nil, fmt.Errorf("redact %s: %w", f.Name, err)
 		}
 		dst := filepath.Join(dir, fmt.Sprintf("file-%d", i))
-		action, err := w.redactFile(in, f.Name, dst)
+		action, err := w.redactFile(in, f.Name, dst, false)
 		in.Close()
 		if err != nil {
 			return nil, err
@@ -62,18 +62,23 @@ func (w *RecordRewriter) noteFile(name, action string) {
 
 // redactFile writes the redacted content of r (the bundle entry name) to
 // dst and says what it did.
-func (w *RecordRewriter) redactFile(r io.Reader, name, dst string) (string, error) {
+// A dry run (dst "") writes nothing and counts nothing: it only learns the
+// names the file holds.
+func (w *RecordRewriter) redactFile(r io.Reader, name, dst string, dry bool) (string, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	head, _ := br.Peek(8 << 10)
 	if bytes.IndexByte(head, 0) >= 0 || !utf8.Valid(trimPartialRune(head)) {
 		return FileDropped, nil
+	}
+	if dry {
+		return w.redactContent(br, name, io.Discard, true)
 	}
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return "", fmt.Errorf("redact %s: %w", name, err)
 	}
 	bw := bufio.NewWriterSize(f, 64<<10)
-	action, err := w.redactContent(br, name, bw)
+	action, err := w.redactContent(br, name, bw, false)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -96,26 +101,27 @@ func trimPartialRune(b []byte) []byte {
 	return b
 }
 
-func (w *RecordRewriter) redactContent(br *bufio.Reader, name string, out io.Writer) (string, error) {
+func (w *RecordRewriter) redactContent(br *bufio.Reader, name string, out io.Writer, dry bool) (string, error) {
 	if strings.HasSuffix(name, ".json") || strings.HasSuffix(name, ".jsonl") {
 		data, err := io.ReadAll(io.LimitReader(br, maxJSONFile+1))
 		if err != nil {
 			return "", err
 		}
 		if len(data) <= maxJSONFile {
-			if red, err := w.JSON(data); err == nil {
+			if red, err := w.json(data, dry); err == nil {
 				_, err := out.Write(red)
 				return FileScrubbedJSON, err
 			}
 		}
-		return FileScrubbedText, w.scrubLines(io.MultiReader(bytes.NewReader(data), br), out)
+		return FileScrubbedText, w.scrubLines(io.MultiReader(bytes.NewReader(data), br), out, dry)
 	}
-	return FileScrubbedText, w.scrubLines(br, out)
+	return FileScrubbedText, w.scrubLines(br, out, dry)
 }
 
-func (w *RecordRewriter) scrubLines(r io.Reader, out io.Writer) error {
+func (w *RecordRewriter) scrubLines(r io.Reader, out io.Writer, dry bool) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	j := w.e.newJob(false)
+	j.discard = dry
 	defer w.merge(j)
 	for {
 		line, err := br.ReadString('\n')
@@ -143,8 +149,16 @@ func (w *RecordRewriter) scrubLines(r io.Reader, out io.Writer) error {
 // every string value is redacted by the policy rule of its object key
 // (strings in arrays take the key of their array), object keys and other
 // values are kept. One document is written indented, a stream one compact
-// document per line.
+// document per line. The document is read twice, so that free text in it
+// has the names its structured fields hold replaced whatever their order.
 func (w *RecordRewriter) JSON(data []byte) ([]byte, error) {
+	if _, err := w.json(data, true); err != nil {
+		return nil, err
+	}
+	return w.json(data, false)
+}
+
+func (w *RecordRewriter) json(data []byte, dry bool) ([]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var docs []any
@@ -163,6 +177,7 @@ func (w *RecordRewriter) JSON(data []byte) ([]byte, error) {
 		return nil, errors.New("decode JSON: no document")
 	}
 	j := w.e.newJob(false)
+	j.discard = dry
 	defer w.merge(j)
 	for i := range docs {
 		docs[i] = j.jsonValue("", docs[i])
@@ -216,6 +231,17 @@ func (j *job) jsonValue(key string, v any) any {
 // facts (as JSON); service names, counts, times and reasons stay. It then
 // sets m.Redaction to the report.
 func (w *RecordRewriter) RedactManifest(m *bundle.Manifest) error {
+	if len(m.Cluster) > 0 {
+		red, err := w.JSON(m.Cluster)
+		if err != nil {
+			return fmt.Errorf("redact the manifest's cluster facts: %w", err)
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, red); err != nil {
+			return fmt.Errorf("redact the manifest's cluster facts: %w", err)
+		}
+		m.Cluster = compact.Bytes()
+	}
 	j := w.e.newJob(false)
 	for i := range m.Sources {
 		m.Sources[i].Host = j.host(m.Sources[i].Host)
@@ -229,17 +255,6 @@ func (w *RecordRewriter) RedactManifest(m *bundle.Manifest) error {
 	w.merge(j)
 	for i := range m.Archives {
 		m.Archives[i].Path = w.EntryName(m.Archives[i].Path)
-	}
-	if len(m.Cluster) > 0 {
-		red, err := w.JSON(m.Cluster)
-		if err != nil {
-			return fmt.Errorf("redact the manifest's cluster facts: %w", err)
-		}
-		var compact bytes.Buffer
-		if err := json.Compact(&compact, red); err != nil {
-			return fmt.Errorf("redact the manifest's cluster facts: %w", err)
-		}
-		m.Cluster = compact.Bytes()
 	}
 	rep, err := json.Marshal(w.Report())
 	if err != nil {

@@ -74,8 +74,14 @@ func (j *job) path(p string) string {
 	case p == "/api" || p == "/apis" || strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/apis/"):
 		return j.apiPath(p)
 	}
+	if m := reRegistryPath.FindStringSubmatchIndex(p); m != nil {
+		// An image registry: /v2/<repository>/manifests/<tag>.
+		return p[:m[2]] + j.pseudo(KindImage, p[m[2]:m[3]]) + "/" + p[m[4]:m[5]] + j.scrub(p[m[5]:])
+	}
 	return j.scrub(p)
 }
+
+var reRegistryPath = regexp.MustCompile(`^/v2/(.+)/(manifests|blobs|tags|referrers)`)
 
 // namespaceSubresources are the subresources of a namespace object, as
 // the kube-apiserver's request info parser knows them.
@@ -93,9 +99,15 @@ func (j *job) apiPath(p string) string {
 		pos = 3 // apis/<group>/<version>
 	}
 	if pos >= len(segs) {
-		return p
+		for i := range segs {
+			segs[i] = j.structural(segs[i])
+		}
+		return "/" + strings.Join(segs, "/")
 	}
 	out := append([]string(nil), segs...)
+	for i := range out {
+		out[i] = j.structural(out[i]) // prefix, group, version, resource: kept unless they hold a value pattern
+	}
 	if segs[pos] == "watch" {
 		pos++
 	}
@@ -125,7 +137,17 @@ var reLowerWord = regexp.MustCompile(`^[a-z]+$`)
 // subresource keeps a subresource ("status", "log") and scrubs what
 // follows it.
 func (j *job) subresource(seg string, first bool) string {
-	if first && reLowerWord.MatchString(seg) {
+	if first && reLowerWord.MatchString(seg) && !j.e.pol.keepValue(seg) {
+		return seg
+	}
+	return j.scrub(seg)
+}
+
+// structural returns a segment that is structure (an API prefix, group,
+// version or resource), unless it holds a value pattern: then it is
+// scrubbed.
+func (j *job) structural(seg string) string {
+	if seg == "" || !j.leaks(seg) {
 		return seg
 	}
 	return j.scrub(seg)
@@ -154,12 +176,14 @@ var safeParams = map[string]bool{
 	"tailLines": true, "limitBytes": true, "timestamps": true, "sinceSeconds": true, "sinceTime": true,
 	"stdin": true, "stdout": true, "stderr": true, "tty": true, "includeObject": true, "as": true,
 	"shouldCalculateStatus": true, "export": true, "exact": true,
+	"fieldManager": true, // names the client program, like a user agent's product token
 }
 
 var (
 	reSafeValue    = regexp.MustCompile(`^[A-Za-z0-9._:%+-]{0,64}$`)
 	reTrivialValue = regexp.MustCompile(`^(true|false|True|False|[0-9]+(\.[0-9]+)?([a-z]{1,2}([0-9]+[a-z]{1,2})*)?)$`)
 	reParamName    = regexp.MustCompile(`^[A-Za-z0-9_.\-\[\]]{1,64}$`)
+	reSecretParam  = regexp.MustCompile(`(?i)(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|signature|sig|credential|auth)`)
 )
 
 // query redacts a URL query: parameter names kept, values of safeParams
@@ -172,7 +196,7 @@ func (j *job) query(q string) string {
 	parts := strings.Split(q, "&")
 	for i, part := range parts {
 		k, v, hasEq := strings.Cut(part, "=")
-		if !reParamName.MatchString(k) {
+		if !reParamName.MatchString(k) || j.leaks(k) {
 			k = j.pseudo(KindValue, k)
 		}
 		if !hasEq {
@@ -181,6 +205,11 @@ func (j *job) query(q string) string {
 		}
 		switch {
 		case v == "":
+		case reSecretParam.MatchString(k):
+			if v != Masked {
+				j.count(kindSecret)
+				v = Masked
+			}
 		case k == "labelSelector" || k == "fieldSelector":
 			dec, err := url.QueryUnescape(v)
 			if err != nil {
@@ -220,8 +249,9 @@ func (j *job) selector(sel string, field bool) string {
 		if m := reSetReq.FindStringSubmatch(r); m != nil {
 			vals := strings.Split(m[2], ",")
 			for k, v := range vals {
-				t := strings.TrimSpace(v)
-				vals[k] = strings.Replace(v, t, j.pseudoGuess(KindValue, t), 1)
+				if t := strings.TrimSpace(v); !reTrivialValue.MatchString(t) {
+					vals[k] = strings.Replace(v, t, j.pseudoGuess(KindValue, t), 1)
+				}
 			}
 			reqs[i] = m[1] + strings.Join(vals, ",") + m[3]
 			continue
@@ -238,7 +268,11 @@ func (j *job) selector(sel string, field bool) string {
 		if end < len(r) && r[end] == '=' {
 			end++
 		}
-		key := strings.TrimSpace(r[:start])
+		prefix := r[:start]
+		key := strings.TrimSpace(prefix)
+		if j.leaks(prefix) {
+			prefix = j.scrub(prefix)
+		}
 		val := r[end:]
 		t := strings.TrimSpace(val)
 		kind := KindValue
@@ -247,7 +281,10 @@ func (j *job) selector(sel string, field bool) string {
 				kind = k
 			}
 		}
-		reqs[i] = r[:end] + strings.Replace(val, t, j.pseudoGuess(kind, t), 1)
+		if kind != KindValue || !reTrivialValue.MatchString(t) { // a number or a boolean names nothing
+			val = strings.Replace(val, t, j.pseudoGuess(kind, t), 1)
+		}
+		reqs[i] = prefix + r[start:end] + val
 	}
 	return strings.Join(reqs, ",")
 }
@@ -311,6 +348,9 @@ func (j *job) etcdKey(k string) string {
 	resource := segs[n-1]
 	names := segs[n:]
 	out := append([]string(nil), segs[:n]...)
+	for i := range out {
+		out[i] = j.structural(out[i])
+	}
 	switch {
 	case len(names) == 0:
 	case clusterScoped[resource]:
@@ -352,7 +392,7 @@ func (j *job) hostPort(hp string) string {
 		return hp
 	}
 	host, port, err := net.SplitHostPort(hp)
-	if err != nil {
+	if err != nil || !allDigits(port) {
 		return j.host(hp)
 	}
 	if strings.HasPrefix(hp, "[") {
@@ -384,26 +424,45 @@ func (j *job) host(h string) string {
 var (
 	reUAComment = regexp.MustCompile(`\(([^()]*)\)`)
 	reHostLike  = regexp.MustCompile(`^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$`)
+	reProduct   = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._-]*/[A-Za-z0-9.$_+-]*$`)
 )
 
-// userAgent scrubs a user agent and also replaces host names in its
-// comments ("(node-1.example.com; linux)"); product tokens such as
-// "kubelet/v1.37.2" and "(linux/amd64)" stay.
+// userAgent redacts a user agent: product tokens ("kubelet/v1.37.2",
+// "kubernetes/$Format") and comment items such as "linux/amd64" stay;
+// host names in comments ("(node-1.example.com; linux)") become host
+// tokens; everything else is scrubbed as free text.
 func (j *job) userAgent(s string) string {
-	out := j.scrub(s)
-	if j.learn || strings.IndexByte(out, '(') < 0 {
-		return out
-	}
-	return reUAComment.ReplaceAllStringFunc(out, func(c string) string {
-		items := strings.Split(c[1:len(c)-1], ";")
-		for i, it := range items {
-			t := strings.TrimSpace(it)
-			if reHostLike.MatchString(t) && !j.e.tok.isIssued(t) {
-				items[i] = strings.Replace(it, t, j.host(t), 1)
-			}
+	words := strings.Split(s, " ")
+	inComment := 0
+	for i, w := range words {
+		opens, closes := strings.Count(w, "("), strings.Count(w, ")")
+		switch {
+		case inComment == 0 && opens == 0 && reProduct.MatchString(w) && !reHostLike.MatchString(w[:strings.IndexByte(w, '/')]):
+			// A product token: kept, but for value patterns in it.
+			words[i] = j.scrubText(w, false)
+		default:
+			words[i] = j.userAgentWord(w)
 		}
-		return "(" + strings.Join(items, ";") + ")"
-	})
+		inComment += opens - closes
+		if inComment < 0 {
+			inComment = 0
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+func (j *job) userAgentWord(w string) string {
+	core := strings.Trim(w, "();,")
+	if core == "" {
+		return w
+	}
+	if reHostLike.MatchString(core) && !j.e.tok.isIssued(core) {
+		return strings.Replace(w, core, j.host(core), 1)
+	}
+	if strings.Contains(core, "/") && reProduct.MatchString(core) {
+		return strings.Replace(w, core, j.scrubText(core, false), 1) // "linux/amd64"
+	}
+	return j.scrub(w)
 }
 
 // podRef redacts "<namespace>/<pod>".
@@ -492,9 +551,13 @@ func (j *job) image(s string) string {
 	if j.e.pol.registries[strings.ToLower(registry)] || j.e.pol.registries[host] {
 		return s
 	}
-	out := j.pseudo(kindRegistry, registry) + "/" + j.pseudo(KindImage, strings.Join(comps, "/")) + tag
+	reg := j.pseudo(kindRegistry, registry)
+	if h, port, err := net.SplitHostPort(registry); err == nil && h != "" {
+		reg = j.pseudo(kindRegistry, h) + ":" + port
+	}
+	out := reg + "/" + j.pseudo(KindImage, strings.Join(comps, "/")) + j.structural(tag)
 	if hasDigest {
-		out += "@" + digest
+		out += "@" + j.structural(digest)
 	}
 	return out
 }

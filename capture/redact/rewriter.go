@@ -178,6 +178,9 @@ func (w *RecordRewriter) merge(j *job) {
 }
 
 func (w *RecordRewriter) mergeLocked(j *job) {
+	if j.discard {
+		return
+	}
 	for k, n := range j.counts {
 		w.counts[k] += n
 	}
@@ -313,7 +316,14 @@ func (w *RecordRewriter) EntryName(name string) string {
 	j := w.e.newJob(false)
 	parts := strings.Split(name, "/")
 	for i, p := range parts {
-		parts[i] = safeEntryPart(j.scrub(p))
+		if i == 0 && len(parts) > 1 {
+			continue // the bundle's own folders: spans/, logs/, ...
+		}
+		base, ext := p, ""
+		if k := strings.LastIndexByte(p, '.'); k > 0 && len(p)-k <= 9 && isAlnumString(p[k+1:]) {
+			base, ext = p[:k], p[k:]
+		}
+		parts[i] = safeEntryPart(j.scrub(base)) + ext
 	}
 	out := strings.Join(parts, "/")
 	w.mu.Lock()
@@ -327,6 +337,15 @@ func (w *RecordRewriter) EntryName(name string) string {
 	}
 	w.names[name], w.usedNames[out] = out, true
 	return out
+}
+
+func isAlnumString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isAlnum(s[i]) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func safeEntryPart(s string) string {

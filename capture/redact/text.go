@@ -22,8 +22,9 @@ var (
 	reAPI    = regexp.MustCompile(`/(apis?|registry)/[^\s"'\\<>` + "`" + `]*`)
 	reSA     = regexp.MustCompile(`system:(serviceaccount:[a-z0-9.-]+:[a-z0-9.-]+|node:[A-Za-z0-9.-]+)`)
 	rePodRef = regexp.MustCompile(`([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)_([a-z0-9](?:[a-z0-9-]*[a-z0-9])?)\(([0-9a-fA-F-]{36})\)`)
-	reField  = regexp.MustCompile(`\b(name|namespace|uid|pod|podName|pod_name|node|nodeName|node_name|user|username|host|hostname)(\\?"?\s*[:=]\s*)\\?"([^"\\]+)\\?"`)
-	reQuoted = regexp.MustCompile(`\b[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9] \\?"([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)\\?"`)
+	reField  = regexp.MustCompile(`\b(name|namespace|ns|uid|pod|podName|pod_name|node|nodeName|node_name|user|username|host|hostname|object|peer|addr|address|client|server)(\\?"?\s*[:=]\s*)(\\?"([^"\\]*)\\?"|'([^']*)'|([^\s"',;}\])]+))`)
+	reImage  = regexp.MustCompile(`(?i)\b(?:image|pullimage|image ref|imageref)(?:\s*[:=]\s*|\s+)\\?"?([A-Za-z0-9][A-Za-z0-9._:/@+-]*[A-Za-z0-9])`)
+	reQuoted = regexp.MustCompile(`\b([A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]) \\?"([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)\\?"`)
 	reHome   = regexp.MustCompile(`/(home|Users)/([^/\s"'\\]+)`)
 	reUUID   = regexp.MustCompile(`[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`)
 	reHex    = regexp.MustCompile(`[0-9a-fA-F]{48,}`)
@@ -31,9 +32,11 @@ var (
 
 // fieldKind maps the field names reField knows to a kind.
 var fieldKind = map[string]string{
-	"name": KindName, "namespace": KindNamespace, "uid": KindUID, "pod": KindPod, "podName": KindPod,
-	"pod_name": KindPod, "node": KindNode, "nodeName": KindNode, "node_name": KindNode, "user": KindUser,
-	"username": KindUser, "host": KindHost, "hostname": KindHost,
+	"name": KindName, "namespace": KindNamespace, "ns": KindNamespace, "uid": KindUID, "pod": KindPod,
+	"podName": KindPod, "pod_name": KindPod, "node": KindNode, "nodeName": KindNode, "node_name": KindNode,
+	"user": KindUser, "username": KindUser, "host": KindAddress, "hostname": KindHost, "object": KindName,
+	"peer": KindAddress, "addr": KindAddress, "address": KindAddress, "client": KindAddress,
+	"server": KindAddress,
 }
 
 // repl is one replacement of s[start:end].
@@ -162,6 +165,17 @@ func (j *job) scrubOnce(s string, dict bool) string {
 			}
 		}
 	}
+	// URLs first: their userinfo and secret query values are masked by url.
+	for _, m := range reURL.FindAllStringIndex(s, -1) {
+		a, b := m[0], trimURLEnd(s, m[0], m[1])
+		if r.free(a, b) {
+			if out := j.url(s[a:b]); out != s[a:b] {
+				r.add(a, b, out)
+			} else {
+				r.add(a, b, s[a:b]) // claimed: nothing inside it is a separate match
+			}
+		}
+	}
 	// Secrets.
 	for _, m := range reBearer.FindAllStringSubmatchIndex(s, -1) {
 		if s[m[4]:m[5]] == Masked {
@@ -188,17 +202,7 @@ func (j *job) scrubOnce(s string, dict bool) string {
 			r.add(m[6], m[7], Masked)
 		}
 	}
-	// URLs, e-mail addresses, API paths and storage keys.
-	for _, m := range reURL.FindAllStringIndex(s, -1) {
-		a, b := m[0], trimURLEnd(s, m[0], m[1])
-		if r.free(a, b) {
-			if out := j.url(s[a:b]); out != s[a:b] {
-				r.add(a, b, out)
-			} else {
-				r.add(a, b, s[a:b]) // claimed: nothing inside it is a separate match
-			}
-		}
-	}
+	// E-mail addresses, API paths and storage keys.
 	for _, m := range reEmail.FindAllStringIndex(s, -1) {
 		if r.free(m[0], m[1]) && !j.e.tok.isIssued(s[m[0]:m[1]]) {
 			r.add(m[0], m[1], j.pseudo(KindEmail, s[m[0]:m[1]]))
@@ -231,15 +235,35 @@ func (j *job) scrubOnce(s string, dict bool) string {
 			"("+j.pseudo(KindUID, s[m[6]:m[7]])+")")
 	}
 	for _, m := range reField.FindAllStringSubmatchIndex(s, -1) {
-		a, b := m[6], m[7]
-		if r.free(a, b) {
-			r.add(a, b, j.pseudoGuess(fieldKind[s[m[2]:m[3]]], s[a:b]))
+		a, b := m[8], m[9] // "value"
+		if a < 0 {
+			a, b = m[10], m[11] // 'value'
+		}
+		if a < 0 {
+			a, b = m[12], m[13] // value
+		}
+		if a < 0 || a == b || !r.free(a, b) {
+			continue
+		}
+		v := s[a:b]
+		if j.e.tok.isIssued(v) || v == Masked {
+			r.add(a, b, v)
+			continue
+		}
+		r.add(a, b, j.apply(fieldKind[s[m[2]:m[3]]], v))
+	}
+	for _, m := range reImage.FindAllStringSubmatchIndex(s, -1) {
+		a, b := m[2], m[3]
+		if r.free(a, b) && strings.ContainsAny(s[a:b], "/:.") {
+			r.add(a, b, j.image(s[a:b]))
 		}
 	}
 	for _, m := range reQuoted.FindAllStringSubmatchIndex(s, -1) {
-		a, b := m[2], m[3]
+		a, b := m[4], m[5]
 		if r.free(a, b) {
-			r.add(a, b, j.pseudoGuess(KindName, s[a:b]))
+			// The word before is often the resource: `pods "web-1" not found`.
+			resource, _, _ := strings.Cut(s[m[2]:m[3]], ".")
+			r.add(a, b, j.pseudoGuess(nameKind(resource), s[a:b]))
 		}
 	}
 	for _, m := range reHome.FindAllStringSubmatchIndex(s, -1) {

@@ -129,7 +129,7 @@ func (t *tokens) token(kind, v string) string {
 		if _, seen := t.kinds[v]; !seen {
 			t.kinds[v] = kind
 		}
-		if len(v) >= dictMinLen && !allDigits(v) && kind != KindIP {
+		if len(v) >= dictMinLen && !allDigits(v) && kind != KindIP && kind != KindValue {
 			if _, in := t.dict[v]; !in {
 				t.dict[v] = tok
 				t.dictGen++

@@ -134,6 +134,24 @@ func (s *otlpSink) Export(_ context.Context, req ptraceotlp.ExportRequest) (ptra
 	return ptraceotlp.NewExportResponse(), nil
 }
 
+// writeJSONLines writes every export received as one OTLP/JSON line, the
+// Collector file exporter's format.
+func (s *otlpSink) writeJSONLines(path string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var buf bytes.Buffer
+	var m ptrace.JSONMarshaler
+	for _, td := range s.traces {
+		b, err := m.MarshalTraces(td)
+		if err != nil {
+			return err
+		}
+		buf.Write(b)
+		buf.WriteByte('\n')
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
 func (s *otlpSink) spanCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -169,6 +187,28 @@ type span struct {
 }
 
 func (sp span) Duration() time.Duration { return sp.End.Sub(sp.Start) }
+
+// first returns the first of keys that the span has: older kube-apiservers
+// (otelhttp before the HTTP semantic conventions v1.26) use the old names.
+func (sp span) first(keys ...string) string {
+	for _, k := range keys {
+		if v, ok := sp.Attrs[k]; ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// HTTPPath, HTTPMethod and HTTPStatus read an HTTP SERVER span in either
+// generation of the semantic conventions.
+func (sp span) HTTPPath() string {
+	p, _, _ := strings.Cut(sp.first("url.path", "http.target"), "?")
+	return p
+}
+func (sp span) HTTPMethod() string { return sp.first("http.request.method", "http.method") }
+func (sp span) HTTPStatus() string {
+	return sp.first("http.response.status_code", "http.status_code")
+}
 
 func (s *otlpSink) allSpans() []span {
 	s.mu.Lock()

@@ -192,7 +192,7 @@ func (cp *ControlPlane) prepare() error {
 }
 
 func (cp *ControlPlane) pki(name string) string { return filepath.Join(cp.Dir, "pki", name) }
-func (cp *ControlPlane) etcdDataDir() string   { return filepath.Join(cp.Dir, "etcd-data") }
+func (cp *ControlPlane) etcdDataDir() string    { return filepath.Join(cp.Dir, "etcd-data") }
 
 // etcdArgs is etcd's command line (without the binary) for the given extra
 // arguments.
