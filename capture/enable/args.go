@@ -139,9 +139,10 @@ func etcdArgs(in ArgsInput, t Target) (ArgsResult, error) {
 	if prefix == experimental {
 		other = ""
 	}
-	// A setting given in the environment in the other spelling would clash with our flag.
+	// On 3.6 a setting given in the environment in the other spelling would clash with our flag
+	// (3.7 ignores the experimental variables).
 	for _, f := range etcdTracingFlags {
-		if _, ok := envValue(in.Env, etcdEnvName(other+f)); ok && in.Version.AtLeast(3, 6, 0) {
+		if _, ok := envValue(in.Env, etcdEnvName(other+f)); ok && in.Version.AtLeast(3, 6, 0) && !in.Version.AtLeast(3, 7, 0) {
 			return ArgsResult{}, fmt.Errorf("enable etcd tracing: %w: %s is set in the environment and etcd refuses both spellings of one setting", ErrUnsupported, etcdEnvName(other+f))
 		}
 	}
@@ -195,7 +196,7 @@ func apiServerArgs(in ArgsInput) (ArgsResult, error) {
 	}
 	prog, flags := splitProgram(in.Args)
 	res := ArgsResult{Args: append([]string(nil), in.Args...)}
-	if p, ok := FlagValue(flags, TracingConfigFlag); ok {
+	if p, ok := FlagValue(flags, TracingConfigFlag); ok && p != "" {
 		res.AlreadyEnabled, res.Reason = true, "kube-apiserver already runs with --"+TracingConfigFlag+"="+p
 		return res, nil
 	}

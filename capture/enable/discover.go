@@ -25,6 +25,9 @@ type Process struct {
 	// SystemdUnit is the systemd service whose cgroup holds the process ("kubelet.service"); ""
 	// when it is not in a service cgroup (a supervisor loop, a container).
 	SystemdUnit string `json:"systemdUnit,omitempty"`
+	// HostMountNS is true when the process shares PID 1's mount namespace, so the paths on its
+	// command line are node paths (false for a process in a container, or when unknown).
+	HostMountNS bool `json:"hostMountNS"`
 }
 
 const maxProcFile = 1 << 20
@@ -37,6 +40,7 @@ func FindProcesses(ctx context.Context, procRoot, name string) ([]Process, error
 	if err != nil {
 		return nil, fmt.Errorf("find %s processes: %w", name, err)
 	}
+	initMnt, _ := os.Readlink(filepath.Join(procRoot, "1", "ns", "mnt"))
 	var out []Process
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
@@ -76,6 +80,9 @@ func FindProcesses(ctx context.Context, procRoot, name string) ([]Process, error
 		}
 		if cg, err := readSmall(filepath.Join(dir, "cgroup")); err == nil {
 			p.SystemdUnit = SystemdUnitFromCgroup(cg)
+		}
+		if mnt, err := os.Readlink(filepath.Join(dir, "ns", "mnt")); err == nil && initMnt != "" {
+			p.HostMountNS = mnt == initMnt
 		}
 		out = append(out, p)
 	}

@@ -34,6 +34,17 @@ func fakeProc(t *testing.T, procRoot string, pid int, args []string, env []strin
 			t.Fatal(err)
 		}
 	}
+	// Processes with a cwd run in the host's mount namespace, the others in a container's.
+	mnt := "mnt:[4026531841]"
+	if cwd == "" {
+		mnt = "mnt:[4026532999]"
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "ns"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(mnt, filepath.Join(dir, "ns", "mnt")); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestFindProcessesAndDiscover(t *testing.T) {
@@ -50,6 +61,9 @@ func TestFindProcessesAndDiscover(t *testing.T) {
 	fakeProc(t, proc, 901, []string{"/usr/bin/crio", "--config-dir", "/etc/crio/custom.d"}, []string{"CONTAINER_CONFIG=/etc/crio/crio-site.conf"}, "crio",
 		"11:memory:/system.slice/crio.service\n1:name=systemd:/system.slice/crio.service\n", "/")
 	fakeProc(t, proc, 77, []string{"sleep", "1000"}, nil, "sleep", "", "")
+	fakeProc(t, proc, 1, []string{"/sbin/init"}, nil, "init", "0::/init.scope\n", "/")
+	// A kubelet inside a container (kind, a test pod): same name, another mount namespace.
+	fakeProc(t, proc, 5000, []string{"/usr/bin/kubelet", "--config=/var/lib/kubelet/config.yaml"}, nil, "kubelet", "0::/kubepods.slice/x.scope\n", "")
 	if err := os.MkdirAll(filepath.Join(proc, "self"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +72,8 @@ func TestFindProcessesAndDiscover(t *testing.T) {
 	}
 
 	kubelets, err := FindProcesses(t.Context(), proc, "kubelet")
-	if err != nil || len(kubelets) != 1 || kubelets[0].PID != 4242 || kubelets[0].Cwd != "/scratch" || kubelets[0].SystemdUnit != "" {
+	if err != nil || len(kubelets) != 2 || kubelets[0].PID != 4242 || kubelets[0].Cwd != "/scratch" || kubelets[0].SystemdUnit != "" ||
+		!kubelets[0].HostMountNS || kubelets[1].PID != 5000 || kubelets[1].HostMountNS {
 		t.Fatalf("kubelets %+v %v", kubelets, err)
 	}
 	ctrds, err := FindProcesses(t.Context(), proc, "containerd")

@@ -392,7 +392,7 @@ func planKubelet(hostRoot string, s Spec) (Plan, error) {
 
 // readDropIns reads the regular, non-dot files of a folder (with the suffix, if given) in
 // lexical order. A missing folder holds none.
-func readDropIns(hostRoot, dir, suffix string) ([]ConfigFile, error) {
+func readDropIns(hostRoot, dir, suffix string) ([]configFile, error) {
 	rd, err := journal.Resolve(hostRoot, dir)
 	if err != nil {
 		return nil, err
@@ -413,7 +413,7 @@ func readDropIns(hostRoot, dir, suffix string) ([]ConfigFile, error) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	var files []ConfigFile
+	var files []configFile
 	for _, n := range names {
 		p := filepath.Join(dir, n)
 		data, err := readNode(hostRoot, p)
@@ -424,7 +424,7 @@ func readDropIns(hostRoot, dir, suffix string) ([]ConfigFile, error) {
 			return nil, err
 		}
 		if data != nil {
-			files = append(files, ConfigFile{Path: p, Data: data})
+			files = append(files, configFile{Path: p, Data: data})
 		}
 	}
 	return files, nil
@@ -440,13 +440,13 @@ func planCRIO(hostRoot string, s Spec) (Plan, error) {
 	mainPath := orDefault(s.CRIOConfigPath, DefaultCRIOConfig)
 	dir := orDefault(s.CRIOConfigDir, DefaultCRIOConfigDir)
 	dropIn := filepath.Join(dir, CRIODropInName)
-	var files []ConfigFile
+	var files []configFile
 	data, err := readNode(hostRoot, mainPath)
 	if err != nil {
 		return Plan{}, err
 	}
 	if data != nil {
-		files = append(files, ConfigFile{Path: mainPath, Data: data})
+		files = append(files, configFile{Path: mainPath, Data: data})
 	}
 	dropIns, err := readDropIns(hostRoot, dir, "")
 	if err != nil {

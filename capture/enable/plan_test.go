@@ -2,6 +2,7 @@ package enable
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -554,4 +555,28 @@ func TestPlanJSONAndDiff(t *testing.T) {
 	if d := plan.Changes[0].Diff(); !strings.HasPrefix(d, "--- /dev/null\n") || !strings.Contains(d, "+kind: TracingConfiguration\n") {
 		t.Errorf("new file diff:\n%s", d)
 	}
+}
+
+func TestApplyWithCancelledContextChangesNothing(t *testing.T) {
+	n := newNode(t, map[string]string{"/var/lib/kubelet/config.yaml": "kubeadm-1.37/kubelet-config.yaml"})
+	before := n.snapshot()
+	plan, err := BuildPlan(t.Context(), n.root, Spec{Component: Kubelet, Version: MustParseVersion("1.37.2"), Target: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := Apply(ctx, n.root, plan, ApplyOptions{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	// Cancelled between the journal and the first write: the record is undone and dropped.
+	ctx, cancel = context.WithCancel(t.Context())
+	_, err = Apply(ctx, n.root, plan, ApplyOptions{beforeWrite: func(string) error { cancel(); return ctx.Err() }})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := Restore(t.Context(), n.root, RestoreOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n.same(before)
 }

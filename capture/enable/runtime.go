@@ -32,8 +32,8 @@ func CRIODropIn(v Version, t Target) ([]byte, error) {
 		tomlQuote(t.Endpoint), t.SamplingRatePerMillion), nil
 }
 
-// ConfigFile is a configuration file's path and content.
-type ConfigFile struct {
+// configFile is a configuration file's path and content.
+type configFile struct {
 	Path string
 	Data []byte
 }
@@ -42,7 +42,7 @@ type ConfigFile struct {
 // CRI-O applies them (main file first, then drop-ins in lexical order), its command line and its
 // environment (flags win over files, as in CRI-O's CLI). laterSetters lists the files that set
 // tracing keys after (and so over) a drop-in named dropIn.
-func crioTracing(files []ConfigFile, args, env []string, dropIn string) (on bool, reason string, laterSetters []string, err error) {
+func crioTracing(files []configFile, args, env []string, dropIn string) (on bool, reason string, laterSetters []string, err error) {
 	for _, f := range files {
 		doc, err := parseTOML(f.Data)
 		if err != nil {

@@ -102,23 +102,23 @@ func TestCRIODropInAndDetection(t *testing.T) {
 	if _, err := CRIODropIn(MustParseVersion("1.22.5"), target); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("1.22: %v", err)
 	}
-	main := ConfigFile{"/etc/crio/crio.conf", fixture(t, "crio/crio.conf")}
-	pkg := ConfigFile{"/etc/crio/crio.conf.d/10-crio.conf", fixture(t, "crio/crio.conf.d/10-crio.conf")}
-	ours := ConfigFile{"/etc/crio/crio.conf.d/99-trace-capture.conf", body}
+	main := configFile{"/etc/crio/crio.conf", fixture(t, "crio/crio.conf")}
+	pkg := configFile{"/etc/crio/crio.conf.d/10-crio.conf", fixture(t, "crio/crio.conf.d/10-crio.conf")}
+	ours := configFile{"/etc/crio/crio.conf.d/99-trace-capture.conf", body}
 	drop := "/etc/crio/crio.conf.d/" + CRIODropInName
 	for name, tc := range map[string]struct {
-		files     []ConfigFile
+		files     []configFile
 		args, env []string
 		on        bool
 		later     []string
 	}{
-		"packaged":         {files: []ConfigFile{main, pkg}},
-		"with ours":        {files: []ConfigFile{main, pkg, ours}, on: true},
-		"flag off":         {files: []ConfigFile{main, pkg, ours}, args: []string{"crio", "--enable-tracing=false"}},
-		"env on":           {files: []ConfigFile{main}, env: []string{"CONTAINER_ENABLE_TRACING=true"}, on: true},
-		"later file off":   {files: []ConfigFile{main, ours, {"/etc/crio/crio.conf.d/zz.conf", []byte("[crio.tracing]\nenable_tracing = false\n")}}, later: []string{"/etc/crio/crio.conf.d/zz.conf"}},
-		"dotted in crio":   {files: []ConfigFile{{"/etc/crio/crio.conf", []byte("[crio]\ntracing.enable_tracing = true\n")}}, on: true},
-		"main turns it on": {files: []ConfigFile{{"/etc/crio/crio.conf", []byte("[crio.tracing]\nenable_tracing = true\n")}, pkg}, on: true},
+		"packaged":         {files: []configFile{main, pkg}},
+		"with ours":        {files: []configFile{main, pkg, ours}, on: true},
+		"flag off":         {files: []configFile{main, pkg, ours}, args: []string{"crio", "--enable-tracing=false"}},
+		"env on":           {files: []configFile{main}, env: []string{"CONTAINER_ENABLE_TRACING=true"}, on: true},
+		"later file off":   {files: []configFile{main, ours, {"/etc/crio/crio.conf.d/zz.conf", []byte("[crio.tracing]\nenable_tracing = false\n")}}, later: []string{"/etc/crio/crio.conf.d/zz.conf"}},
+		"dotted in crio":   {files: []configFile{{"/etc/crio/crio.conf", []byte("[crio]\ntracing.enable_tracing = true\n")}}, on: true},
+		"main turns it on": {files: []configFile{{"/etc/crio/crio.conf", []byte("[crio.tracing]\nenable_tracing = true\n")}, pkg}, on: true},
 	} {
 		on, reason, later, err := crioTracing(tc.files, tc.args, tc.env, drop)
 		if err != nil {
