@@ -352,22 +352,7 @@ func (ag *aggregator) addTrace(tw *traceWork) {
 	}
 	ag.slow.add(st, dur, t, ag.top)
 
-	// Root operation: the root, or the SERVER span right under an INTERNAL
-	// root of the same service (kube-apiserver's "authentication" filter
-	// span starts before the request's SERVER span).
-	entry := primary
-	if k := root.sp.kind; k == kindInternal || k == kindUnspecified {
-		best := int32(-1)
-		for _, c := range tw.kids[root.kid0:root.kidN] {
-			cn := &nodes[c]
-			if cn.sp.kind == kindServer && cn.svc == root.svc && (best < 0 || cn.dur() > nodes[best].dur()) {
-				best = c
-			}
-		}
-		if best >= 0 {
-			entry = best
-		}
-	}
+	entry := entrySpan(tw, primary)
 	ra := ag.roots[nodes[entry].op]
 	if ra == nil {
 		ra = &rootAgg{op: nodes[entry].op, d: ag.ss.newSeries(), shares: map[int32]int64{}}
@@ -424,6 +409,29 @@ func (ag *aggregator) addTrace(tw *traceWork) {
 	pa.total += dur
 	pa.bneck += nodes[bneck].cp
 	pa.ex.add(st, dur, t, 3)
+}
+
+// entrySpan returns the span a trace is grouped under: the root, or the
+// SERVER span right under an INTERNAL root of the same service (the
+// kube-apiserver's "authentication" filter span starts before the
+// request's SERVER span); the longest such child when there are several.
+func entrySpan(tw *traceWork, root int32) int32 {
+	nodes := tw.nodes
+	rn := &nodes[root]
+	if k := rn.sp.kind; k != kindInternal && k != kindUnspecified {
+		return root
+	}
+	best := int32(-1)
+	for _, c := range tw.kids[rn.kid0:rn.kidN] {
+		cn := &nodes[c]
+		if cn.sp.kind == kindServer && cn.svc == rn.svc && (best < 0 || cn.dur() > nodes[best].dur()) {
+			best = c
+		}
+	}
+	if best < 0 {
+		return root
+	}
+	return best
 }
 
 func (ag *aggregator) addPair(m map[[2]int32]*edgeAgg, c, s *node, isErr bool, t int32) {

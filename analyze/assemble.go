@@ -79,15 +79,18 @@ func assemble(st *store, ar *arena) *assembly {
 		auth = -1
 	}
 	var state []uint8
+	var ids []idEntry
 	for t := 0; t < nt; t++ {
 		lo, hi := a.off[t], a.off[t+1]
 		seg := a.order[lo:hi]
-		sortByID(st, seg)
-		a.dedupe(st, seg)
-		a.link(st, seg, lo)
-		if cap(state) < len(seg) {
-			state = make([]uint8, len(seg))
+		if cap(ids) < len(seg) {
+			ids = make([]idEntry, len(seg), 2*len(seg))
+			state = make([]uint8, len(seg), 2*len(seg))
 		}
+		ids = ids[:len(seg)]
+		sortByID(st, seg, ids)
+		a.dedupe(st, seg, ids)
+		a.link(st, seg, ids, lo)
 		a.breakCycles(st, seg, lo, state[:len(seg)])
 		a.collect(st, ar, seg, lo, auth)
 	}
@@ -129,35 +132,44 @@ func (a *assembly) collect(st *store, ar *arena, seg []int32, lo, auth int32) {
 	}
 }
 
-// sortByID sorts a trace's span indices by span id, then by arrival.
-func sortByID(st *store, seg []int32) {
-	if len(seg) <= 16 {
-		for i := 1; i < len(seg); i++ {
-			v := seg[i]
-			id := st.span(v).id
+// idEntry is a span id with its span index: assembly sorts and searches
+// these compact pairs instead of reaching into the span store each time.
+type idEntry struct {
+	id int64
+	si int32
+}
+
+// sortByID sorts a trace's span indices by span id, then by arrival,
+// filling ids (len(seg)) with the sorted pairs.
+func sortByID(st *store, seg []int32, ids []idEntry) {
+	for i, si := range seg {
+		ids[i] = idEntry{st.span(si).id, si}
+	}
+	less := func(a, b idEntry) bool { return a.id < b.id || (a.id == b.id && a.si < b.si) }
+	if len(ids) <= 16 {
+		for i := 1; i < len(ids); i++ {
+			v := ids[i]
 			j := i
-			for j > 0 {
-				pid := st.span(seg[j-1]).id
-				if pid < id || (pid == id && seg[j-1] < v) {
-					break
-				}
-				seg[j] = seg[j-1]
+			for j > 0 && less(v, ids[j-1]) {
+				ids[j] = ids[j-1]
 				j--
 			}
-			seg[j] = v
+			ids[j] = v
 		}
-		return
+	} else {
+		slices.SortFunc(ids, func(a, b idEntry) int {
+			if less(a, b) {
+				return -1
+			}
+			if less(b, a) {
+				return 1
+			}
+			return 0
+		})
 	}
-	slices.SortFunc(seg, func(x, y int32) int {
-		a, b := st.span(x).id, st.span(y).id
-		switch {
-		case a < b:
-			return -1
-		case a > b:
-			return 1
-		}
-		return int(x - y)
-	})
+	for i := range ids {
+		seg[i] = ids[i].si
+	}
 }
 
 func sameContent(x, y *span) bool {
@@ -167,10 +179,10 @@ func sameContent(x, y *span) bool {
 }
 
 // dedupe marks all but the last of each run of equal span ids.
-func (a *assembly) dedupe(st *store, seg []int32) {
+func (a *assembly) dedupe(st *store, seg []int32, ids []idEntry) {
 	for i := 0; i+1 < len(seg); i++ {
-		cur, nxt := st.span(seg[i]), st.span(seg[i+1])
-		if cur.id == nxt.id {
+		if ids[i].id == ids[i+1].id {
+			cur, nxt := st.span(seg[i]), st.span(seg[i+1])
 			cur.flags |= flagDup
 			a.dups++
 			if !sameContent(cur, nxt) {
@@ -182,7 +194,7 @@ func (a *assembly) dedupe(st *store, seg []int32) {
 
 // link resolves parent ids to positions by binary search in the sorted
 // segment (landing on the kept, last span of a run of duplicates).
-func (a *assembly) link(st *store, seg []int32, lo int32) {
+func (a *assembly) link(st *store, seg []int32, ids []idEntry, lo int32) {
 	for i, si := range seg {
 		sp := st.span(si)
 		a.parent[lo+int32(i)] = -1
@@ -200,17 +212,17 @@ func (a *assembly) link(st *store, seg []int32, lo int32) {
 			continue
 		}
 		// The last index whose id is <= parent: the kept span of a run.
-		lo2, hi2 := 0, len(seg)
+		lo2, hi2 := 0, len(ids)
 		for lo2 < hi2 {
 			m := int(uint(lo2+hi2) >> 1)
-			if st.span(seg[m]).id > sp.parent {
+			if ids[m].id > sp.parent {
 				hi2 = m
 			} else {
 				lo2 = m + 1
 			}
 		}
 		j := lo2 - 1
-		if j < 0 || st.span(seg[j]).id != sp.parent || st.span(seg[j]).flags&flagDup != 0 {
+		if j < 0 || ids[j].id != sp.parent {
 			a.orphans++
 			sp.flags |= flagOrphan
 			continue

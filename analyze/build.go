@@ -175,7 +175,7 @@ func buildResult(opts *Options, st *store, asm *assembly, sk *skewResult, tw *tr
 		root := primaryRoot(tw)
 		rn := &tw.nodes[root]
 		row := LongLivedTrace{TraceID: st.traceIDs[t].String(), RootService: str(rn.svc), RootOperation: str(rn.sp.name),
-			DurationMs: ms(ag.longLived.d[i])}
+			EntryOperation: str(tw.nodes[entrySpan(tw, root)].sp.name), DurationMs: ms(ag.longLived.d[i])}
 		for _, x := range tw.preord[rn.pre : rn.pre+rn.size] {
 			n := &tw.nodes[x]
 			if !n.selfLong {
@@ -228,9 +228,29 @@ func buildResult(opts *Options, st *store, asm *assembly, sk *skewResult, tw *tr
 	})
 
 	buildKubernetes(r, st, ag)
+	// Bound every table hostile input could make huge (one row per
+	// distinct name); the rows kept are the first in each table's order.
+	m := opts.maxOperations()
+	r.Services = capRows(r.Services, m, "services", &truncated)
+	r.Edges = capRows(r.Edges, m, "edges", &truncated)
+	r.Loopback = capRows(r.Loopback, m, "loopback", &truncated)
+	r.RootOperations = capRows(r.RootOperations, m, "root_operations", &truncated)
+	r.Errors = capRows(r.Errors, m, "errors", &truncated)
+	r.Kubernetes.APIServer = capRows(r.Kubernetes.APIServer, m, "kubernetes.apiserver", &truncated)
+	r.Kubernetes.Etcd = capRows(r.Kubernetes.Etcd, m, "kubernetes.etcd", &truncated)
+	r.Kubernetes.CRI = capRows(r.Kubernetes.CRI, m, "kubernetes.cri", &truncated)
+	r.Kubernetes.Pods = capRows(r.Kubernetes.Pods, m, "kubernetes.pods", &truncated)
 	r.Sources = buildSources(opts, st, ag)
 	r.Warnings = buildWarnings(opts, r, st, asm, sk, tw, ag, in, truncated)
 	return r
+}
+
+func capRows[T any](rows []T, m int, name string, truncated *[]string) []T {
+	if len(rows) <= m {
+		return rows
+	}
+	*truncated = append(*truncated, fmt.Sprintf("%s (%d of %d kept)", name, m, len(rows)))
+	return rows[:m]
 }
 
 func cmpOp(s1, n1, k1, s2, n2, k2 string) int {
@@ -350,7 +370,8 @@ func traceDetail(tw *traceWork, t int32, maxSpans int) Trace {
 	b := bottleneck(tw, root)
 	tr := Trace{
 		TraceID: st.traceIDs[t].String(), RootService: st.strs[rn.svc], RootOperation: st.strs[rn.sp.name],
-		Start: rfc3339(start), DurationMs: ms(rn.dur()), SpanCount: len(nodes), Errors: errs, Roots: len(tw.roots),
+		EntryOperation: st.strs[nodes[entrySpan(tw, root)].sp.name],
+		Start:          rfc3339(start), DurationMs: ms(rn.dur()), SpanCount: len(nodes), Errors: errs, Roots: len(tw.roots),
 		Bottleneck: st.strs[nodes[b].svc] + ": " + st.strs[nodes[b].sp.name],
 	}
 	for s := range svcs {

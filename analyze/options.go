@@ -18,12 +18,13 @@ type RecordSource func(yield func(rec []byte) error) error
 // Options configures Run. The zero value is usable.
 type Options struct {
 	// Top bounds the ranked lists (slow traces, long-lived traces; slow
-	// paths get 2×Top). Zero means 10.
+	// paths get 2×Top). Zero means 10; at most 1000.
 	Top int
 	// MaxTraceSpans bounds the spans listed per slow trace. Zero means 2000.
 	MaxTraceSpans int
 	// MaxOperations bounds the operations table (most critical-path time
-	// first). Zero means 1000.
+	// first) and every other table with one row per distinct name
+	// (services, edges, errors, Kubernetes groups, ...). Zero means 1000.
 	MaxOperations int
 	// SkewCap is the largest clock adjustment applied to a host; larger
 	// estimates are clamped and reported. Zero means 1 s; negative disables
@@ -65,7 +66,7 @@ func (o *Options) top() int {
 	if o.Top <= 0 {
 		return 10
 	}
-	return o.Top
+	return min(o.Top, 1000)
 }
 
 func (o *Options) maxTraceSpans() int {

@@ -309,6 +309,12 @@ type Trace struct {
 	RootService string `json:"root_service"`
 	// RootOperation is the root span's name.
 	RootOperation string `json:"root_operation"`
+	// EntryOperation is the operation the trace is grouped under in
+	// root_operations: RootOperation, or the name of the SERVER span right
+	// under an INTERNAL root of the same service (for kube-apiserver
+	// requests, whose root is the "authentication" filter span, the
+	// request's route such as "PATCH /api/v1/namespaces/{:namespace}/configmaps/{:name}").
+	EntryOperation string `json:"entry_operation"`
 	// Start is the earliest span start, RFC 3339 with nanoseconds, UTC.
 	Start string `json:"start"`
 	// DurationMs is the root span's duration.
@@ -384,6 +390,9 @@ type LongLivedTrace struct {
 	RootService string `json:"root_service"`
 	// RootOperation is the root span's name.
 	RootOperation string `json:"root_operation"`
+	// EntryOperation is as in Trace: the request's route for a
+	// kube-apiserver watch.
+	EntryOperation string `json:"entry_operation"`
 	// DurationMs is the root span's duration.
 	DurationMs float64 `json:"duration_ms"`
 	// Reason says why it is long-lived: "watch" (a Kubernetes or etcd

@@ -9,7 +9,6 @@ import (
 // offsets that would make each CLIENT→SERVER span pair between them
 // consistent, expressed as "add o to b's clock".
 type skewPair struct {
-	a, b       int32
 	lo, hi     []int64 // per sample: the interval of consistent offsets
 	violations int64   // samples inconsistent at offset 0
 	inverted   int64   // samples that no offset can fix (server longer than client)
@@ -52,7 +51,7 @@ func estimateSkew(st *store, a *assembly, ar *arena, capNs int64) *skewResult {
 		k := [2]int32{x, y}
 		p := pairs[k]
 		if p == nil {
-			p = &skewPair{a: x, b: y}
+			p = &skewPair{}
 			pairs[k] = p
 		}
 		if lo > 0 || hi < 0 {
