@@ -9,7 +9,7 @@ FUZZTIME  ?= 15s
 # Caches of real components and peers live outside the repo.
 export TRACE_CAPTURE_CACHE ?= $(HOME)/.cache/trace-capture
 
-.PHONY: all build test unit vet check-deps fuzz bench golden tidy-check ci demo e2e
+.PHONY: all build test unit vet check-deps fuzz bench golden tidy-check ci demo e2e components
 
 all: build
 
@@ -27,7 +27,24 @@ unit:
 	$(GO) test -timeout 20m ./...
 
 # The README's test command: everything CI checks.
-test: vet check-deps unit fuzz
+test: vet check-deps unit fuzz e2e
+
+# Real etcd and kube-apiserver, built from the module proxy into the cache
+# (versions: ETCD_VERSION, KUBE_VERSION; see hack/README.md).
+components:
+	@hack/build-component.sh etcd >/dev/null
+	@hack/build-component.sh kube-apiserver >/dev/null
+
+# End-to-end on real etcd + kube-apiserver (test/e2e/scenario).
+e2e: build components
+	E2E_TRACE_CAPTURE=$(CURDIR)/$(BIN) \
+	E2E_ETCD=$$(hack/build-component.sh etcd | tail -n 1) \
+	E2E_KUBE_APISERVER=$$(hack/build-component.sh kube-apiserver | tail -n 1) \
+	$(GO) test -tags e2e -count=1 -timeout 30m -v -run 'TestRealControlPlane' ./test/e2e/scenario/
+
+# The whole job on an embedded default: real etcd + kube-apiserver, locally.
+demo:
+	hack/demo.sh
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./hack/fuzz.sh

@@ -20,14 +20,14 @@ import (
 // redacted and encoded again (a record that does not decode is left out
 // and counted); other files are scrubbed (see RedactFiles); the manifest
 // is redacted (see RedactManifest) and carries the report.
-func Bundle(ctx context.Context, in, out string, opts Options) (*Report, error) {
+func Bundle(ctx context.Context, in, out string, opts Options) (Report, error) {
 	w, err := NewRecordRewriter(opts)
 	if err != nil {
-		return nil, err
+		return Report{}, err
 	}
 	if opts.MappingFile != "" {
 		if err := w.UseMapping(opts.MappingFile); err != nil {
-			return nil, err
+			return Report{}, err
 		}
 	}
 	// Pass 1: learn the names.
@@ -49,7 +49,7 @@ func Bundle(ctx context.Context, in, out string, opts Options) (*Report, error) 
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("redact bundle: %w", err)
+		return Report{}, fmt.Errorf("redact bundle: %w", err)
 	}
 	learn := w.e.newJob(true)
 	for _, s := range m.Sources {
@@ -66,11 +66,11 @@ func Bundle(ctx context.Context, in, out string, opts Options) (*Report, error) 
 	for _, n := range m.Notes {
 		dry.scrub(n)
 	}
-	w.log.Info("learned names", "records", records, "names", len(w.e.tok.dict))
+	w.log.Info("learned names", "records", records, "names", w.e.tok.dictSize())
 
 	work, err := os.MkdirTemp(filepath.Dir(out), ".trace-capture-redact-*")
 	if err != nil {
-		return nil, fmt.Errorf("redact bundle: create work folder: %w", err)
+		return Report{}, fmt.Errorf("redact bundle: create work folder: %w", err)
 	}
 	defer os.RemoveAll(work)
 
@@ -107,7 +107,7 @@ func Bundle(ctx context.Context, in, out string, opts Options) (*Report, error) 
 	for i := range m.Archives {
 		a, err := open(m.Archives[i].Path)
 		if err != nil {
-			return nil, fmt.Errorf("redact bundle: %w", err)
+			return Report{}, fmt.Errorf("redact bundle: %w", err)
 		}
 		a.listed = &m.Archives[i]
 	}
@@ -156,7 +156,7 @@ func Bundle(ctx context.Context, in, out string, opts Options) (*Report, error) 
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("redact bundle: %w", err)
+		return Report{}, fmt.Errorf("redact bundle: %w", err)
 	}
 
 	// The manifest: archives as written, everything else redacted.
@@ -169,7 +169,7 @@ func Bundle(ctx context.Context, in, out string, opts Options) (*Report, error) 
 		st := a.w.Stats()
 		a.w = nil
 		if cerr != nil {
-			return nil, fmt.Errorf("redact bundle: write %s: %w", name, cerr)
+			return Report{}, fmt.Errorf("redact bundle: write %s: %w", name, cerr)
 		}
 		entry := bundle.Archive{Path: name}
 		if a.listed != nil {
@@ -182,17 +182,17 @@ func Bundle(ctx context.Context, in, out string, opts Options) (*Report, error) 
 	red.Sources = append([]bundle.Source(nil), m.Sources...)
 	red.Notes = append([]string(nil), m.Notes...)
 	if err := w.RedactManifest(&red); err != nil {
-		return nil, err
+		return Report{}, err
 	}
 	if err := bundle.WriteFile(out, &red, files); err != nil {
-		return nil, fmt.Errorf("redact bundle: %w", err)
+		return Report{}, fmt.Errorf("redact bundle: %w", err)
 	}
 	if opts.MappingFile != "" {
 		if err := w.WriteMapping(opts.MappingFile); err != nil {
-			return nil, errors.Join(fmt.Errorf("redacted bundle written to %s, but its mapping was not", out), err)
+			return Report{}, errors.Join(fmt.Errorf("redacted bundle written to %s, but its mapping was not", out), err)
 		}
 	}
 	rep := w.Report()
 	w.log.Info("redacted bundle", "output", out, "records", rep.Records, "spans", rep.Spans, "files", len(rep.Files))
-	return &rep, nil
+	return rep, nil
 }

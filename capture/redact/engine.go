@@ -44,9 +44,14 @@ type job struct {
 	e       *engine
 	learn   bool // only register names; change nothing, count nothing
 	discard bool // a dry run: its counts are not merged
-	counts map[string]int64
-	trail  []string
+	counts  map[string]int64
+	trail   []string
+	depth   int // nesting of scrubText: a guard against runaway recursion
 }
+
+// maxDepth bounds the nesting of scrubText (a URL in a message in a
+// field...); deeper text is masked whole.
+const maxDepth = 6
 
 func (e *engine) newJob(learn bool) *job {
 	return &job{e: e, learn: learn, counts: map[string]int64{}}
@@ -160,6 +165,9 @@ func (j *job) applyKind(kind, s string) string {
 	switch kind {
 	case KindKeep:
 		return s
+	case KindDrop:
+		j.count(KindDrop)
+		return ""
 	case KindMask:
 		if s == Masked {
 			return s

@@ -79,7 +79,6 @@ func writeBundle(t testing.TB, dir, archiveName string, recs [][]byte, extra []e
 				sources[k] = s
 			}
 			s.Requests++
-			n := int64(rs.ScopeSpans().Len())
 			for j := 0; j < rs.ScopeSpans().Len(); j++ {
 				sps := rs.ScopeSpans().At(j).Spans()
 				s.Spans += int64(sps.Len())
@@ -94,7 +93,6 @@ func writeBundle(t testing.TB, dir, archiveName string, recs [][]byte, extra []e
 					}
 				}
 			}
-			_ = n
 		}
 	}
 	if err := w.Close(); err != nil {

@@ -337,8 +337,11 @@ func (j *job) etcdKey(k string) string {
 	if strings.HasPrefix(rest, "/registry/") {
 		pre, rest = "/registry", rest[len("/registry"):]
 	}
-	if !strings.HasPrefix(rest, "/") || len(rest) == 1 {
-		return j.scrub(k)
+	if !strings.HasPrefix(rest, "/") {
+		return j.scrub(k) // not a key; k does not start with "/registry/"
+	}
+	if len(rest) == 1 {
+		return k // "/" or "/registry/": no names
 	}
 	segs := strings.Split(rest[1:], "/")
 	n := 1

@@ -94,6 +94,7 @@ func (w *RecordRewriter) UseMapping(path string) error {
 		if !ok || kindPrefix[e.Kind] != prefix {
 			continue
 		}
+		t.issued[e.Token] = true // a redacted value met again stays as it is
 		if _, taken := t.owner[core]; !taken {
 			if _, has := t.core[e.Original]; !has {
 				t.core[e.Original], t.owner[core] = core, e.Original

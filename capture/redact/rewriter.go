@@ -163,7 +163,8 @@ func (w *RecordRewriter) Text(s string) string {
 	return out
 }
 
-// Value redacts s as the value of attribute key would be.
+// Value redacts s as the value of attribute key would be ("" when the
+// policy drops the key).
 func (w *RecordRewriter) Value(key, s string) string {
 	j := w.e.newJob(false)
 	out := j.apply(w.e.pol.kindOf(key), s)

@@ -121,24 +121,27 @@ func (j *job) scrubText(s string, dict bool) string {
 	if out, ok := j.cached(s, dict); ok {
 		return out
 	}
+	if j.depth >= maxDepth {
+		j.count(kindSecret)
+		return Masked
+	}
+	j.depth++
+	defer func() { j.depth-- }()
 	start := j.mark()
-	out := s
-	for round := 0; ; round++ {
-		next := j.scrubOnce(out, dict)
-		if !j.leaks(next) {
-			out = next
-			break
-		}
+	out := j.scrubOnce(s, dict)
+	// At the top only: replacements that formed new matches with their
+	// neighbours get another pass; text that keeps doing so is masked.
+	for round := 0; j.depth == 1 && j.leaks(out); round++ {
 		if round == 2 {
-			// Replacements that keep forming new matches with their
-			// neighbours: give up on the text, keep nothing of it.
 			j.count(kindSecret)
 			out = Masked
 			break
 		}
-		out = next
+		out = j.scrubOnce(out, dict)
 	}
-	j.remember(s, dict, out, start)
+	if j.depth == 1 {
+		j.remember(s, dict, out, start) // nested results may still hold what the top pass fixes
+	}
 	return out
 }
 
@@ -193,9 +196,9 @@ func (j *job) scrubOnce(s string, dict bool) string {
 		}
 	}
 	for _, m := range reSecret.FindAllStringSubmatchIndex(s, -1) {
-		v := s[m[6]:m[7]]
-		if strings.Trim(v, `"'`) == Masked || strings.Trim(v, `"'`) == "" {
-			continue
+		v := strings.Trim(s[m[6]:m[7]], `"'`)
+		if v == Masked || v == "" || strings.EqualFold(v, "bearer") || strings.EqualFold(v, "basic") {
+			continue // "Authorization: Bearer …": the token after it is masked above
 		}
 		if r.free(m[6], m[7]) {
 			j.count(kindSecret)
@@ -492,33 +495,46 @@ func Leaks(s string, p *Policy, issued func(string) bool) []string {
 
 func leaks(s string, c *compiledPolicy, issued func(string) bool) []string {
 	var out []string
-	for _, m := range reBearer.FindAllStringSubmatch(s, -1) {
-		if m[2] != Masked {
-			out = append(out, m[0])
+	// Each regular expression runs only when s holds what it needs: most
+	// values are short and plain.
+	if hasFold(s, "bearer") || hasFold(s, "basic") {
+		for _, m := range reBearer.FindAllStringSubmatch(s, -1) {
+			if m[2] != Masked {
+				out = append(out, m[0])
+			}
 		}
 	}
-	for _, m := range reJWT.FindAllString(s, -1) {
-		out = append(out, m)
+	if strings.Contains(s, "eyJ") {
+		out = append(out, reJWT.FindAllString(s, -1)...)
 	}
-	for _, m := range reSecret.FindAllStringSubmatch(s, -1) {
-		v := strings.Trim(m[3], `"'`)
-		if v != Masked && v != "" {
-			out = append(out, m[0])
+	if strings.ContainsAny(s, "=:") && (hasFold(s, "pass") || hasFold(s, "pwd") || hasFold(s, "secret") ||
+		hasFold(s, "token") || hasFold(s, "key") || hasFold(s, "authorization")) {
+		for _, m := range reSecret.FindAllStringSubmatch(s, -1) {
+			v := strings.Trim(m[3], `"'`)
+			if v != Masked && v != "" && !strings.EqualFold(v, "bearer") && !strings.EqualFold(v, "basic") {
+				out = append(out, m[0])
+			}
 		}
 	}
-	for _, m := range reEmail.FindAllString(s, -1) {
-		if !issued(m) {
-			out = append(out, m)
+	if strings.IndexByte(s, '@') >= 0 {
+		for _, m := range reEmail.FindAllString(s, -1) {
+			if !issued(m) {
+				out = append(out, m)
+			}
 		}
 	}
-	for _, m := range reUUID.FindAllStringIndex(s, -1) {
-		if bounded(s, m[0], m[1]) {
-			out = append(out, s[m[0]:m[1]])
+	if len(s) >= 36 && strings.Count(s, "-") >= 4 {
+		for _, m := range reUUID.FindAllStringIndex(s, -1) {
+			if bounded(s, m[0], m[1]) {
+				out = append(out, s[m[0]:m[1]])
+			}
 		}
 	}
-	for _, m := range reHex.FindAllStringIndex(s, -1) {
-		if bounded(s, m[0], m[1]) && !digestPrefixed(s, m[0]) {
-			out = append(out, s[m[0]:m[1]])
+	if len(s) >= 48 {
+		for _, m := range reHex.FindAllStringIndex(s, -1) {
+			if bounded(s, m[0], m[1]) && !digestPrefixed(s, m[0]) {
+				out = append(out, s[m[0]:m[1]])
+			}
 		}
 	}
 	ipRuns(s, func(a, b int, addr netip.Addr) {
@@ -527,4 +543,16 @@ func leaks(s string, c *compiledPolicy, issued func(string) bool) []string {
 		}
 	})
 	return out
+}
+
+// hasFold reports whether s contains the lower-case ASCII word w in any
+// case.
+func hasFold(s, w string) bool {
+	n := len(w)
+	for i := 0; i+n <= len(s); i++ {
+		if s[i]|0x20 == w[0] && strings.EqualFold(s[i:i+n], w) {
+			return true
+		}
+	}
+	return false
 }

@@ -204,3 +204,9 @@ func (t *tokens) kindOf(v string) string {
 
 // isNamespace reports whether v was pseudonymised as a namespace.
 func (t *tokens) isNamespace(v string) bool { return t.kindOf(v) == KindNamespace }
+
+func (t *tokens) dictSize() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.dict)
+}
