@@ -55,7 +55,7 @@ func TestRecordFlags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got.IO, got.Factory = nil, nil
+			got.IO, got.Factory, got.RedactOptions.IO = nil, nil, nil
 			if *got != tc.want {
 				t.Fatalf("got %+v\nwant %+v", *got, tc.want)
 			}

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -110,5 +111,27 @@ func TestBadInputsGiveClearErrors(t *testing.T) {
 		if msg := err.Error(); strings.Contains(msg, "panic") || msg != strings.TrimSpace(msg) || msg == "" {
 			t.Errorf("%v: unclear error %q", args, msg)
 		}
+	}
+}
+
+func TestRecordRedact(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "r.tgz")
+	stdout, errOut, err := run(t, "record", "--duration", "1s", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0", "-o", out, "--redact")
+	if err != nil {
+		t.Fatalf("record --redact: %v\n%s", err, errOut)
+	}
+	if !strings.Contains(stdout, "redacted bundle: "+out) {
+		t.Fatalf("stdout: %s", stdout)
+	}
+	if _, err := os.Stat(out + ".mapping.json"); err != nil {
+		t.Fatalf("mapping file: %v", err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, ".*clear*")); len(m) != 0 {
+		t.Fatalf("clear copy left behind: %v", m)
+	}
+	raw, err := exec.Command("tar", "-xzOf", out, "manifest.json").Output()
+	if err != nil || !strings.Contains(string(raw), `"redaction"`) {
+		t.Fatalf("manifest lacks the redaction report: %v\n%s", err, raw)
 	}
 }

@@ -26,11 +26,14 @@ type RecordOptions struct {
 	MaxBytes        int64
 	MaxRequestBytes int
 	Output          string
+	Redact          bool
+	RedactOptions   RedactOptions
 }
 
 // NewCmdRecord returns `trace-capture record`.
 func NewCmdRecord(f *Factory, runF func(context.Context, *RecordOptions) error) *cobra.Command {
 	opts := &RecordOptions{IO: f.IO, Factory: f}
+	opts.RedactOptions.IO = f.IO
 	cmd := &cobra.Command{
 		Use:   "record",
 		Short: "Receive OTLP spans on local ports and write them to a bundle",
@@ -70,6 +73,8 @@ The listeners are on loopback unless an address says otherwise.
 	fl.Int64Var(&opts.MaxBytes, "max-bytes", 2<<30, "byte budget of the span archive; 0 for none")
 	fl.IntVar(&opts.MaxRequestBytes, "max-request-bytes", receiver.DefaultMaxRequestBytes, "largest request accepted, after decompression")
 	fl.StringVarP(&opts.Output, "output", "o", "", "bundle to write (default trace-capture-record-<time>.tgz)")
+	fl.BoolVar(&opts.Redact, "redact", false, "pseudonymise the bundle before it is written (see 'trace-capture redact --help')")
+	opts.RedactOptions.addFlags(cmd)
 	return cmd
 }
 
@@ -129,6 +134,11 @@ func (o *RecordOptions) Run(ctx context.Context) error {
 	prog.finish()
 	if err != nil {
 		return err
+	}
+	if o.Redact {
+		if err := o.RedactOptions.redactInPlace(context.WithoutCancel(ctx), out); err != nil {
+			return err
+		}
 	}
 	return printRecordSummary(o.IO.Out, res)
 }

@@ -73,6 +73,7 @@ Without a subcommand it runs a cluster capture (see 'trace-capture capture --hel
 		NewCmdImport(f, nil),
 		NewCmdExport(f, nil),
 		NewCmdAnalyze(f, nil),
+		NewCmdRedact(f, nil),
 		NewCmdVersion(f),
 	)
 	return root
