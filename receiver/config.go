@@ -30,8 +30,9 @@ type Config struct {
 	// HTTP.
 	HTTPAddr string
 	// MaxRequestBytes bounds one request after decompression; larger
-	// requests are refused (HTTP 413, gRPC ResourceExhausted). Zero means
-	// DefaultMaxRequestBytes.
+	// requests are refused (HTTP 413 with a message naming the limit and
+	// MaxRequestBytesFlag; gRPC ResourceExhausted, whose message gRPC
+	// writes itself, naming the limit). Zero means DefaultMaxRequestBytes.
 	MaxRequestBytes int
 
 	_ struct{}

@@ -368,6 +368,7 @@ func scanResource(b []byte, attrs *resourceAttrs) error {
 		case 1:
 			start, end := lenField(b, j, wt)
 			if end < 0 {
+				i = end
 				break
 			}
 			key, str, isStr, err := scanKeyValue(b[start:end], 0)
@@ -392,6 +393,7 @@ func scanResource(b []byte, attrs *resourceAttrs) error {
 		case 3:
 			start, end := lenField(b, j, wt)
 			if end < 0 {
+				i = end
 				break
 			}
 			if err := scanStringFields("EntityRef", b[start:end], 4); err != nil {

@@ -91,6 +91,8 @@ func TestScanEdgeCases(t *testing.T) {
 		{"group at the end", []byte{0x13, 0x14}, nil, true},
 		{"group of a known field", []byte{0x0b, 0x0c}, nil, true},
 		{"group with a varint", []byte{0x13, 0x08, 0x01, 0x14}, nil, true},
+		{"truncated resource attribute", field(1, field(1, []byte{0x0a, 0x09, 0x0a})), nil, true},
+		{"truncated entity ref", field(1, field(1, []byte{0x1a, 0x09, 0x0a})), nil, true},
 		{"bad attribute value", field(1, field(1, field(1, str(1, "k"), field(2, vfield(1, 5))))), nil, true},
 	}
 	for _, tc := range tests {

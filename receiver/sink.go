@@ -17,8 +17,10 @@ import (
 // The error decides the answer to the sender: nil is a full success; a
 // *PartialSuccessError a success that names the spans rejected; an error
 // wrapping a *RetryableError asks the sender to retry later (HTTP 503 with
-// Retry-After, gRPC Unavailable with RetryInfo); any other error is a
-// permanent failure (HTTP 500, gRPC Internal).
+// Retry-After, gRPC Unavailable with RetryInfo); an error matching
+// archive.ErrRecordTooLarge is a request too large (HTTP 413, gRPC
+// ResourceExhausted); any other error is a permanent failure (HTTP 500, gRPC
+// Internal).
 type Sink interface {
 	Consume(ctx context.Context, req []byte, b Batch) error
 }

@@ -1,7 +1,6 @@
 package receiver
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -142,20 +141,39 @@ func newSynthBatch(seed uint64, spans int) *synthBatch {
 		panic(err)
 	}
 	b := &synthBatch{req: req, spans: td.SpanCount()}
+	offsets := idOffsets(req)
 	for _, id := range ids {
-		var offs []int
-		for off := 0; ; {
-			i := bytes.Index(req[off:], id)
-			if i < 0 {
-				break
-			}
-			offs = append(offs, off+i)
-			off += i + len(id)
-		}
-		b.ids = append(b.ids, offs)
+		b.ids = append(b.ids, offsets[string(id)])
 		b.idLen = append(b.idLen, len(id))
 	}
 	return b
+}
+
+// idOffsets maps every trace and span id of the spans in req to where it
+// occurs (span ids also as parents).
+func idOffsets(req []byte) map[string][]int {
+	out := make(map[string][]int)
+	var walk func(b []byte, base, depth int)
+	walk = func(b []byte, base, depth int) {
+		for i := 0; i < len(b); {
+			num, wt, j := tag(b, i)
+			if wt != wtLen {
+				i = skip(b, j, wt)
+				continue
+			}
+			start, end := length(b, j)
+			switch {
+			case depth < 3 && (num == 1 && depth == 0 || num == 2):
+				walk(b[start:end], base+start, depth+1)
+			case depth == 3 && (num == 1 || num == 2 || num == 4):
+				id := string(b[start:end])
+				out[id] = append(out[id], base+start)
+			}
+			i = end
+		}
+	}
+	walk(req, 0, 0)
+	return out
 }
 
 // stamp copies the batch into dst with fresh ids drawn from seq.

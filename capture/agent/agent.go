@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -356,7 +357,7 @@ func (a *Agent) Enable(req EnableRequest) (Status, error) {
 				return
 			}
 			a.log.Error("enable failed: restoring", "err", err)
-			a.restoreHeld("enable failed: "+err.Error(), false)
+			a.restoreHeld("enable failed: "+err.Error(), false, false)
 			return
 		}
 		a.mu.Lock()
@@ -448,24 +449,27 @@ func (a *Agent) Restore(req RestoreRequest) (<-chan struct{}, error) {
 	if a.enableCancel != nil {
 		a.enableCancel()
 	}
+	// The phase changes now, so that a status read right after this request shows the restore.
+	fromIdle := a.phase == PhaseIdle
+	a.phase, a.restoreReason = PhaseRestoring, reason
 	a.mu.Unlock()
 	a.wg.Go(func() {
 		a.opMu.Lock()
 		defer a.opMu.Unlock()
-		a.restoreHeld(reason, req.Force)
+		a.restoreHeld(reason, req.Force, fromIdle)
 	})
 	return done, nil
 }
 
-// restoreHeld restores with opMu held and finishes the current restore request.
-func (a *Agent) restoreHeld(reason string, force bool) {
+// restoreHeld restores with opMu held and finishes the current restore request. fromIdle says
+// that nothing of a run was applied (only the receiver is stopped, unless forced).
+func (a *Agent) restoreHeld(reason string, force, fromIdle bool) {
 	a.mu.Lock()
 	if a.restoreDone == nil {
 		a.restoreDone = make(chan struct{})
 	}
 	done := a.restoreDone
 	a.restoreReason = reason
-	wasIdle := a.phase == PhaseIdle
 	a.phase = PhaseRestoring
 	a.deadline = time.Time{}
 	a.mu.Unlock()
@@ -478,7 +482,7 @@ func (a *Agent) restoreHeld(reason string, force bool) {
 	a.log.Info("restore started", "reason", reason)
 	ctx := context.WithoutCancel(a.baseCtx)
 	var err error
-	if !wasIdle || force {
+	if !fromIdle || force {
 		var statuses []ComponentStatus
 		statuses, err = a.restoreRecords(ctx, force)
 		a.mergeRestored(statuses)
@@ -518,6 +522,12 @@ func (a *Agent) restoreRecords(ctx context.Context, force bool) ([]ComponentStat
 		cs := ComponentStatus{Component: c, Service: ServiceName(c), RecordID: r.ID}
 		before, perr := a.restarter.Processes(ctx, c)
 		res, err := enable.Restore(ctx, a.opts.HostRoot, enable.RestoreOptions{JournalDir: a.opts.JournalDir, IDs: []string{r.ID}, Force: force, Logger: a.log})
+		if len(res) == 0 && errors.Is(err, fs.ErrNotExist) {
+			// Restored and removed by someone else meanwhile (an agent stopping while its successor
+			// starts): nothing left to do for it.
+			a.log.Info("journal record already restored elsewhere", "record", r.ID)
+			continue
+		}
 		changed := false
 		for _, rr := range res {
 			for _, f := range rr.Files {

@@ -554,3 +554,54 @@ func TestDeadManSwitch(t *testing.T) {
 		}
 	})
 }
+
+// TestRuntimesAndServiceManagers switches the node components on and off for each runtime and
+// service manager: containerd 2.x under systemd (drop-in) and under a supervisor (environment
+// file, as on the project's CI node), containerd 1.7 (config.toml), CRI-O (drop-in).
+func TestRuntimesAndServiceManagers(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		opts    fakenode.Options
+		envFile string
+		runtime enable.Component
+		method  enable.Method
+		changed string
+	}{
+		{"containerd 2 systemd", fakenode.Options{Runtime: fakenode.Containerd2, Systemd: true}, "", enable.Containerd, enable.MethodSystemdDropIn, "/etc/systemd/system/containerd.service.d/99-trace-capture.conf"},
+		{"containerd 2 supervisor", fakenode.Options{Runtime: fakenode.Containerd2, ContainerdEnvFile: "/run/tc/containerd.env"}, "/run/tc/containerd.env", enable.Containerd, enable.MethodEnvFile, "/run/tc/containerd.env"},
+		{"containerd 1.7", fakenode.Options{Runtime: fakenode.Containerd17, Systemd: true}, "", enable.Containerd, enable.MethodContainerdConfig, "/etc/containerd/config.toml"},
+		{"crio", fakenode.Options{Runtime: fakenode.CRIO, Systemd: true}, "", enable.CRIO, enable.MethodCRIODropIn, "/etc/crio/crio.conf.d/99-trace-capture.conf"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.Name = "w-1"
+			n := fakenode.New(t, t.TempDir(), tc.opts)
+			before := n.Snapshot()
+			a := newTestAgent(t, n, newFakeRestarter(n), func(o *Options) { o.ContainerdEnvFile = tc.envFile })
+			if err := a.Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			defer a.Shutdown(context.Background())
+			waitFor(t, a, "idle", phaseIs(PhaseIdle))
+			if _, err := a.Enable(enableReq(n, "run-1", time.Hour, enable.Kubelet, tc.runtime)); err != nil {
+				t.Fatal(err)
+			}
+			st := waitFor(t, a, "enabled", phaseIs(PhaseEnabled, PhaseRestored, PhaseRestoreFailed))
+			if st.Phase != PhaseEnabled {
+				t.Fatalf("phase %s errors %v", st.Phase, st.Errors)
+			}
+			cs, _ := st.Component(tc.runtime)
+			if cs.Plan == nil || cs.Plan.Method != tc.method || !slices.Contains(cs.Files, tc.changed) {
+				t.Fatalf("%s: plan %+v files %v", tc.runtime, cs.Plan, cs.Files)
+			}
+			if !bytes.Contains(n.ReadFile(tc.changed), []byte(a.Receiver().GRPC)) && !bytes.Contains(n.ReadFile(tc.changed), []byte(a.Receiver().HTTP)) {
+				t.Fatalf("%s does not point at the receiver:\n%s", tc.changed, n.ReadFile(tc.changed))
+			}
+			done, _ := a.Restore(RestoreRequest{})
+			<-done
+			if st := a.Status(); st.Phase != PhaseRestored {
+				t.Fatalf("phase %s errors %v", st.Phase, st.Errors)
+			}
+			assertSameNode(t, n, before)
+		})
+	}
+}

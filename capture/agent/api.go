@@ -172,7 +172,7 @@ type ComponentStatus struct {
 	Component enable.Component `json:"component"`
 	Phase     ComponentPhase   `json:"phase"`
 	// Service is the service.name the component reports in its spans.
-	Service string `json:"service"`
+	Service string       `json:"service"`
 	Plan    *enable.Plan `json:"plan,omitempty"`
 	// RecordID is the journal record of the change, until it is restored.
 	RecordID string `json:"recordID,omitempty"`

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,11 +34,13 @@ func runAgent(t *testing.T, n *fakenode.Node, r Restarter) (*Client, string, fun
 		cancel()
 		t.Fatalf("agent did not start: %v", err)
 	}
+	var once sync.Once
+	var runErr error
 	stop := func() error {
-		cancel()
-		return <-done
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
 	}
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { _ = stop() })
 	return &Client{BaseURL: "http://" + a}, work, stop
 }
 

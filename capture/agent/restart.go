@@ -294,9 +294,12 @@ func (h *HostRestarter) waitHealthy(ctx context.Context, hc HealthCheck) error {
 	defer tick.Stop()
 	var last error
 	for {
-		last = h.check(ctx, hc)
-		if last == nil {
+		err := h.check(ctx, hc)
+		if err == nil {
 			return nil
+		}
+		if ctx.Err() == nil || last == nil {
+			last = err
 		}
 		select {
 		case <-ctx.Done():

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,13 +40,26 @@ func componentBinary(t testing.TB, component string) string {
 	began := time.Now()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(t.Context(), script, component)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	// Progress goes to the test log as it comes (visible with go test -v).
+	cmd.Stdout, cmd.Stderr = &stdout, io.MultiWriter(&stderr, testWriter{t})
+	// On timeout, SIGTERM lets the script stop its go build and remove its
+	// temporary files.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%s %s: %v\n%s", script, component, err, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	path := lines[len(lines)-1]
-	t.Logf("%s: %s (%s)", component, path, time.Since(began).Round(time.Millisecond))
+	built := "build time unknown"
+	if info, err := os.ReadFile(path + ".info"); err == nil {
+		for _, l := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(l, "build_seconds="); ok {
+				built = "cold build took " + v + "s"
+			}
+		}
+	}
+	t.Logf("%s: %s (%s now; %s)", component, path, time.Since(began).Round(time.Millisecond), built)
 	return path
 }
 

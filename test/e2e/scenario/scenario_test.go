@@ -150,7 +150,9 @@ func TestRealControlPlane(t *testing.T) {
 	// Writes: their critical path runs through etcd's Txn.
 	txnOnPath := false
 	for _, p := range r.SlowPaths {
-		if p.Path[len(p.Path)-1] == "etcd: etcdserverpb.KV/Txn" && slices.ContainsFunc(p.Path, func(s string) bool { return strings.Contains(s, "etcdserverpb.KV/Txn") && strings.HasPrefix(s, "apiserver:") }) {
+		if p.Path[len(p.Path)-1] == "etcd: etcdserverpb.KV/Txn" && slices.ContainsFunc(p.Path, func(s string) bool {
+			return strings.Contains(s, "etcdserverpb.KV/Txn") && strings.HasPrefix(s, "apiserver:")
+		}) {
 			txnOnPath = true
 		}
 	}
