@@ -97,7 +97,7 @@ func TestRoundTrip(t *testing.T) {
 // that the reader returns exactly the records that were complete before the
 // cut, then ErrTruncated, and never anything else.
 func TestTruncatedAtEveryByte(t *testing.T) {
-	want := records(30, 300, 2)
+	want := records(12, 200, 2)
 	var buf bytes.Buffer
 	w, err := NewWriter(&buf, WriterOptions{FlushInterval: -1})
 	if err != nil {
