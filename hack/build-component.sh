@@ -10,8 +10,8 @@
 #              kube-apiserver  k8s.io/kubernetes          (default v1.37.2, env KUBE_VERSION)
 #
 # The path of the binary is the last line on stdout; progress and the build time go to stderr.
-# A warm run (binary already cached) returns at once. Cold builds take ~5 min (etcd) and
-# ~10-15 min (kube-apiserver) on 2 cores.
+# A warm run (binary already cached) returns at once. A cold build costs ~3 CPU-minutes (etcd)
+# and ~17 CPU-minutes (kube-apiserver): ~10 min on 2 idle cores, 35-45 min on a busy machine.
 #
 # How: both upstream go.mod files carry replace directives, so `go install pkg@version` is
 # refused. A throwaway main module under the cache dir (never inside the repository) requires the
@@ -123,7 +123,7 @@ gomod_file() {
 
 build_etcd() {
   local mod=go.etcd.io/etcd/server/v3
-  log "building etcd $version with $goversion (cold build: ~5 min on 2 cores)"
+  log "building etcd $version with $goversion (cold build: 3 CPU-minutes, 5-12 min)"
   log "downloading $mod@$version"
   local modfile gover
   modfile=$(gomod_file "$mod" "$version")
@@ -141,7 +141,7 @@ build_kube_apiserver() {
   local mod=k8s.io/kubernetes
   local minor=${version#v1.}; minor=${minor%%.*}
   local staging=v0.${version#v1.}        # v1.37.2 -> v0.37.2
-  log "building kube-apiserver $version with $goversion (cold build: ~10-15 min on 2 idle cores, 30+ when busy)"
+  log "building kube-apiserver $version with $goversion (cold build: 17 CPU-minutes, ~10 min on 2 idle cores, 35+ when busy)"
   log "downloading $mod@$version go.mod"
   local modfile gover
   modfile=$(gomod_file "$mod" "$version")

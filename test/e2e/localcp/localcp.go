@@ -51,6 +51,8 @@ type Options struct {
 	// EtcdArgs and APIServerArgs are appended to the command lines that
 	// Start builds, for example tracing flags. A flag given here overrides
 	// the same flag set by Start, as both binaries keep the last value.
+	// The children inherit the caller's environment without ETCD_* and
+	// OTEL_* variables, so the command line alone configures them.
 	EtcdArgs      []string
 	APIServerArgs []string
 

@@ -44,6 +44,11 @@ func flagValue(args []string, name string) string {
 
 func fakeMain(args []string) int {
 	fmt.Println("fake started:", strings.Join(args, " "))
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "ETCD_") || strings.HasPrefix(kv, "OTEL_") {
+			fmt.Println("fake env:", kv)
+		}
+	}
 	if slices.Contains(args, "--version") {
 		fmt.Println("etcd Version: 3.6.16\nGit SHA: abc\nGo Version: go1.26.8")
 		return 0
@@ -135,6 +140,8 @@ func TestStartRestartStop(t *testing.T) {
 	ctx := t.Context()
 	opts := fakeOptions(t)
 	opts.APIServerArgs = []string{"--tracing-config-file=/x/tracing.yaml"}
+	t.Setenv("ETCD_VERSION", "v3.6.16") // etcd would read it as --version
+	t.Setenv("OTEL_SDK_DISABLED", "true")
 	cp, err := Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -212,6 +219,13 @@ func TestStartRestartStop(t *testing.T) {
 	}
 	if n := strings.Count(string(log), "\n=== "); n != 2 {
 		t.Errorf("kube-apiserver.log has %d start headers, want 2 (start + restart):\n%s", n, log)
+	}
+	etcdLog, err := os.ReadFile(filepath.Join(cp.LogDir, "etcd.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all := string(log) + string(etcdLog); strings.Contains(all, "fake env:") {
+		t.Errorf("children saw ETCD_* or OTEL_* variables:\n%s", all)
 	}
 	if n := strings.Count(string(log), "fake: SIGTERM"); n != 2 {
 		t.Errorf("kube-apiserver.log shows %d SIGTERMs, want 2", n)

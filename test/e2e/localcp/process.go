@@ -48,6 +48,7 @@ func (p *process) start() error {
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.Stdin = nil
+	cmd.Env = childEnv(os.Environ())
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -64,6 +65,21 @@ func (p *process) start() error {
 		close(done)
 	}()
 	return nil
+}
+
+// childEnv drops the variables that would change a child's configuration
+// behind its command line: etcd reads every ETCD_* variable as a flag, and the
+// OpenTelemetry SDK in both binaries reads OTEL_* (endpoint, sampler,
+// resource attributes, even OTEL_SDK_DISABLED).
+func childEnv(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "ETCD_") || strings.HasPrefix(kv, "OTEL_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 // exited returns a channel closed when the current child has exited, or nil
