@@ -74,6 +74,8 @@ Without a subcommand it runs a cluster capture (see 'trace-capture capture --hel
 		NewCmdExport(f, nil),
 		NewCmdAnalyze(f, nil),
 		NewCmdRedact(f, nil),
+		NewCmdRestore(f, nil),
+		NewCmdAgent(f, nil),
 		NewCmdVersion(f),
 	)
 	return root
