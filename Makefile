@@ -9,7 +9,7 @@ FUZZTIME  ?= 15s
 # Caches of real components and peers live outside the repo.
 export TRACE_CAPTURE_CACHE ?= $(HOME)/.cache/trace-capture
 
-.PHONY: all build test unit vet check-deps fuzz bench golden tidy-check ci demo e2e components
+.PHONY: all build test unit vet check-deps fuzz bench golden tidy-check ci demo e2e components image
 
 all: build
 
@@ -61,3 +61,12 @@ tidy-check:
 	git diff --exit-code go.mod go.sum
 
 ci: test
+
+# The agent image, without a Docker daemon: an OCI archive of the static
+# binary on an empty base (hack/image). Import it with `ctr images import`
+# or push it with `skopeo copy oci-archive:bin/trace-capture-image.tar ...`.
+IMAGE ?= localhost/trace-capture:$(VERSION)
+image:
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/trace-capture-linux ./cmd/trace-capture
+	$(GO) run ./hack/image -binary bin/trace-capture-linux -tag $(IMAGE) -o bin/trace-capture-image.tar
+	@echo "image $(IMAGE): bin/trace-capture-image.tar"
