@@ -81,7 +81,7 @@ const (
 	// ReasonTooLarge: the request is above Config.MaxRequestBytes.
 	ReasonTooLarge Reason = "too_large"
 	// ReasonDecompression: the compressed body does not decompress.
-	ReasonDecompression Reason = "decompression_error"
+	ReasonDecompression Reason = "decompression"
 	// ReasonReadError: the body could not be read (the sender went away).
 	ReasonReadError Reason = "read_error"
 	// ReasonWrongPath: an HTTP path other than /v1/traces, or a gRPC

@@ -359,6 +359,11 @@ func (s *Store) List(ctx context.Context) ([]Record, error) {
 	var errs []error
 	for _, id := range ids {
 		r, err := s.Load(ctx, id)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Restored and deleted by another restorer (an agent stopping
+			// while its replacement starts) since ReadDir: nothing left to do.
+			continue
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
