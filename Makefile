@@ -40,7 +40,7 @@ e2e: build components
 	E2E_TRACE_CAPTURE=$(CURDIR)/$(BIN) \
 	E2E_ETCD=$$(hack/build-component.sh etcd | tail -n 1) \
 	E2E_KUBE_APISERVER=$$(hack/build-component.sh kube-apiserver | tail -n 1) \
-	$(GO) test -tags e2e -count=1 -timeout 30m -v -run 'TestRealControlPlane' ./test/e2e/scenario/
+	$(GO) test -tags e2e -count=1 -timeout 30m -v ./test/e2e/scenario/
 
 # The whole job on an embedded default: real etcd + kube-apiserver, locally.
 demo:

@@ -70,6 +70,7 @@ Without a subcommand it runs a cluster capture (see 'trace-capture capture --hel
 	root.AddCommand(
 		capture,
 		NewCmdRecord(f, nil),
+		NewCmdProbe(f, nil),
 		NewCmdImport(f, nil),
 		NewCmdExport(f, nil),
 		NewCmdAnalyze(f, nil),
