@@ -17,6 +17,9 @@ const (
 // that a component flushing a large batch is not refused by surprise.
 const DefaultMaxRequestBytes = 64 << 20
 
+// MaxMaxRequestBytes is the largest Config.MaxRequestBytes: 1 GiB.
+const MaxMaxRequestBytes = 1 << 30
+
 // MaxRequestBytesFlag names the command-line flag that sets
 // Config.MaxRequestBytes; errors about oversized requests mention it.
 const MaxRequestBytesFlag = "--max-request-bytes"
@@ -62,8 +65,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("the gRPC and HTTP addresses are both %s", c.GRPCAddr))
 		}
 	}
-	if c.MaxRequestBytes < 0 {
-		errs = append(errs, fmt.Errorf("max request bytes must not be negative, got %d", c.MaxRequestBytes))
+	if c.MaxRequestBytes < 0 || c.MaxRequestBytes > MaxMaxRequestBytes {
+		errs = append(errs, fmt.Errorf("max request bytes must be between 0 (the default) and %d, got %d", MaxMaxRequestBytes, c.MaxRequestBytes))
 	}
 	return errors.Join(errs...)
 }

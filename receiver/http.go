@@ -42,19 +42,20 @@ type httpError struct {
 }
 
 func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	isJSON := false
+	// Errors are answered in the request's encoding; without a supported
+	// Content-Type, in JSON (readable with curl).
+	isJSON, ok := parseContentType(r.Header.Get("Content-Type"))
 	if r.URL.Path != TracesPath {
-		h.fail(w, r, isJSON, 0, &httpError{http.StatusNotFound, codes.Unimplemented, ReasonWrongPath,
+		h.fail(w, r, isJSON || !ok, 0, &httpError{http.StatusNotFound, codes.Unimplemented, ReasonWrongPath,
 			fmt.Sprintf("path %s is not served: OTLP traces go to POST %s", r.URL.Path, TracesPath)})
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		h.fail(w, r, isJSON, 0, &httpError{http.StatusMethodNotAllowed, codes.Unimplemented, ReasonWrongMethod,
+		h.fail(w, r, isJSON || !ok, 0, &httpError{http.StatusMethodNotAllowed, codes.Unimplemented, ReasonWrongMethod,
 			fmt.Sprintf("method %s is not allowed: OTLP traces are sent with POST", r.Method)})
 		return
 	}
-	isJSON, ok := parseContentType(r.Header.Get("Content-Type"))
 	if !ok {
 		h.fail(w, r, true, 0, &httpError{http.StatusUnsupportedMediaType, codes.InvalidArgument, ReasonUnsupportedContentType,
 			fmt.Sprintf("content type %q is not supported: send %s or %s", r.Header.Get("Content-Type"), contentTypeProtobuf, contentTypeJSON)})

@@ -23,7 +23,8 @@ func TestConfigValidate(t *testing.T) {
 		{"nothing", Config{}, "at least one"},
 		{"bad address", Config{GRPCAddr: "4317"}, "invalid gRPC address"},
 		{"same address", Config{GRPCAddr: "127.0.0.1:4317", HTTPAddr: "127.0.0.1:4317"}, "both 127.0.0.1:4317"},
-		{"negative limit", Config{GRPCAddr: "127.0.0.1:0", MaxRequestBytes: -1}, "must not be negative"},
+		{"negative limit", Config{GRPCAddr: "127.0.0.1:0", MaxRequestBytes: -1}, "between 0"},
+		{"huge limit", Config{GRPCAddr: "127.0.0.1:0", MaxRequestBytes: 2 << 30}, "between 0"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
