@@ -20,9 +20,9 @@ const sensitiveCapture = "../../testdata/redact/sensitive.otlp.jsonl"
 
 // testLog and testEvents are the non-span files of the test bundles: a
 // tool log and a Kubernetes Events dump, both full of names.
-const testLog = `time=2026-11-25T10:20:00Z level=INFO msg="receiver listening" grpc=10.20.30.1:4317 http=[2001:db8::1]:4318
+const testLog = `time=2026-11-25T10:20:00Z level=INFO msg="receiver listening" grpc=198.51.100.1:4317 http=[2001:db8::1]:4318
 time=2026-11-25T10:20:01Z level=INFO msg="component enabled" node=worker-7 host=cp-1.corp.example.com user=alice
-time=2026-11-25T10:20:02Z level=WARN msg="request refused" peer=10.20.30.40:51234 reason=budget Authorization="Bearer abcdefghijklmnopqrstuvwxyz012345"
+time=2026-11-25T10:20:02Z level=WARN msg="request refused" peer=198.51.100.40:51234 reason=budget Authorization="Bearer abcdefghijklmnopqrstuvwxyz012345"
 time=2026-11-25T10:20:03Z level=INFO msg="watching" namespace=load-2 object=cm-1 pod=traced-pod-1 node=tc-node
 `
 
@@ -36,7 +36,7 @@ const testEvents = `{"apiVersion":"v1","kind":"List","items":[
 ]}
 `
 
-const testCluster = `{"nodes":[{"name":"worker-7","internalIP":"10.20.30.7","hostname":"worker-7.corp.example.com"},{"name":"tc-node","internalIP":"10.20.30.8"}],"apiserver":{"version":"v1.37.2","endpoint":"https://cp-1.corp.example.com:6443"}}`
+const testCluster = `{"nodes":[{"name":"worker-7","internalIP":"198.51.100.7","hostname":"worker-7.corp.example.com"},{"name":"tc-node","internalIP":"198.51.100.8"}],"apiserver":{"version":"v1.37.2","endpoint":"https://cp-1.corp.example.com:6443"}}`
 
 type testCase struct {
 	Name, Capture string
@@ -142,10 +142,10 @@ func sensitiveValues(t *testing.T, recs [][]byte) map[string]bool {
 	}
 	for _, v := range []string{
 		// In the test log, events, cluster facts and manifest notes.
-		"10.20.30.1", "2001:db8::1", "worker-7", "cp-1.corp.example.com", "alice", "10.20.30.40",
+		"198.51.100.1", "2001:db8::1", "worker-7", "cp-1.corp.example.com", "alice", "198.51.100.40",
 		"abcdefghijklmnopqrstuvwxyz012345", "load-2", "cm-1", "traced-pod-1", "tc-node", "team-payments",
 		"checkout-7d9f8-abcde", "11111111-2222-4333-8444-555555555555", "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
-		"registry.corp.example.com", "10.20.30.7", "10.20.30.8", "worker-7.corp.example.com", "alice@example.com",
+		"registry.corp.example.com", "198.51.100.7", "198.51.100.8", "worker-7.corp.example.com", "alice@example.com",
 	} {
 		add(v)
 	}
@@ -153,7 +153,7 @@ func sensitiveValues(t *testing.T, recs [][]byte) map[string]bool {
 		for _, v := range []string{
 			// What the sensitive capture hides in free text and secrets.
 			"admin", "alice@corp.example.com", "deployer", "db-credentials", "hunter2pass", "svc-user",
-			"s3cr3t-t0ken-value", "Tr0ub4dor", "10.96.12.34", "2001:db8::42", "webhook.team-payments.svc",
+			"s3cr3t-t0ken-value", "Tr0ub4dor", "203.0.113.34", "2001:db8::42", "webhook.team-payments.svc",
 			"eyJhbGciOiJIUzI1NiJ9", "bastion.corp.example.com", "etcd-1.corp.example.com", "etcd-member-1",
 			"apiserver-7fq2k9x", "9c2b7a6e5d4c3b2a19081726354453627180918a7b6c5d4e3f2a1b0c9d8e7f60",
 			"payments/checkout",

@@ -231,7 +231,7 @@ func TestSink(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Consume(context.Background(), rec, receiver.Batch{Transport: receiver.TransportGRPC, Peer: "10.1.2.3:4567", Resources: res}); err != nil {
+		if err := s.Consume(context.Background(), rec, receiver.Batch{Transport: receiver.TransportGRPC, Peer: "203.0.113.3:4567", Resources: res}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -261,7 +261,7 @@ func TestSink(t *testing.T) {
 	wg.Wait()
 	hosts := map[string]bool{}
 	for i, b := range next.batches {
-		if b.Peer != tok("ip", "10.1.2.3")+":4567" {
+		if b.Peer != tok("ip", "203.0.113.3")+":4567" {
 			t.Fatalf("peer %q", b.Peer)
 		}
 		for _, r := range b.Resources {
@@ -274,8 +274,8 @@ func TestSink(t *testing.T) {
 	if !hosts[tok("host", "tc-node")] || hosts["tc-node"] {
 		t.Errorf("batch hosts %v", hosts)
 	}
-	s.(receiver.RefusalCounter).CountRefusal(receiver.Refusal{Reason: receiver.ReasonTooLarge, Peer: "10.1.2.3:4567"})
-	if len(next.refusals) != 1 || next.refusals[0].Peer != tok("ip", "10.1.2.3")+":4567" {
+	s.(receiver.RefusalCounter).CountRefusal(receiver.Refusal{Reason: receiver.ReasonTooLarge, Peer: "203.0.113.3:4567"})
+	if len(next.refusals) != 1 || next.refusals[0].Peer != tok("ip", "203.0.113.3")+":4567" {
 		t.Errorf("refusals %+v", next.refusals)
 	}
 	if _, err := s.(*sink).w.Rewrite([]byte("not protobuf \xff\xff")); err == nil {
@@ -329,7 +329,7 @@ func TestRedactFilesAndManifest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Contains(b, []byte("alice")) || bytes.Contains(b, []byte("10.20.30.40")) || !bytes.Contains(b, []byte("level=INFO")) {
+	if bytes.Contains(b, []byte("alice")) || bytes.Contains(b, []byte("198.51.100.40")) || !bytes.Contains(b, []byte("level=INFO")) {
 		t.Errorf("log:\n%s", b)
 	}
 	m := &bundle.Manifest{

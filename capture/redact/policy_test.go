@@ -117,7 +117,7 @@ func TestBadPolicies(t *testing.T) {
 		"bad regex":       "version: 1\nkeep_value_patterns: ['(']",
 		"bad pattern":     "version: 1\npatterns: [{regex: '[', as: mask}]",
 		"pattern kind":    "version: 1\npatterns: [{regex: 'x', as: url}]",
-		"bad network":     "version: 1\nkeep_networks: [10.0.0.0/33]",
+		"bad network":     "version: 1\nkeep_networks: [203.0.113.0/33]",
 		"bad base":        "version: 1\nbase: mine",
 		"empty key":       "version: 1\nkeep: ['']",
 		"not yaml at all": "\x00\x01",

@@ -58,7 +58,7 @@ func TestValues(t *testing.T) {
 		{"user", "system:node:worker-7", "system:node:{node:worker-7}"},
 		{"user.name", "alice@example.com", "{email:alice@example.com}"},
 		// Addresses.
-		{"client.address", "10.0.0.7", "{ip:10.0.0.7}"},
+		{"client.address", "203.0.113.7", "{ip:203.0.113.7}"},
 		{"client.address", "127.0.0.1", "127.0.0.1"},
 		{"server.address", "2001:db8::5", "{ip:2001:db8::5}"},
 		{"server.address", "[2001:db8::5]:443", "[{ip:2001:db8::5}]:443"},
@@ -91,7 +91,7 @@ func TestValues(t *testing.T) {
 		{"key", "/configmaps/load-2/", "/configmaps/{ns:load-2}/"},
 		{"key", "/services/specs/default/kubernetes", "/services/specs/default/kubernetes"},
 		{"key", "/apiregistration.k8s.io/apiservices/v1.apps", "/apiregistration.k8s.io/apiservices/v1.apps"},
-		{"key", "/ipaddresses/10.96.0.1", "/ipaddresses/{ip:10.96.0.1}"},
+		{"key", "/ipaddresses/203.0.113.96", "/ipaddresses/{ip:203.0.113.96}"},
 		{"key", "/minions/tc-node", "/minions/{node:tc-node}"},
 		{"key", "/acme.example.com/widgets/team-a/w1", "/acme.example.com/widgets/{ns:team-a}/{name:w1}"},
 		// User agents keep their products.
@@ -109,7 +109,7 @@ func TestValues(t *testing.T) {
 		// Free text (the default).
 		{"exception.message", `configmaps "cm-1" already exists`, `configmaps "{name:cm-1}" already exists`},
 		{"exception.message", `pods "web-0" is forbidden`, `pods "{pod:web-0}" is forbidden`},
-		{"exception.message", `dial tcp 10.96.12.34:443: connect: connection refused`, `dial tcp {ip:10.96.12.34}:443: connect: connection refused`},
+		{"exception.message", `dial tcp 203.0.113.34:443: connect: connection refused`, `dial tcp {ip:203.0.113.34}:443: connect: connection refused`},
 		{"exception.message", `Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln`, `Authorization: Bearer REDACTED`},
 		{"exception.message", `mail alice@example.com now`, `mail {email:alice@example.com} now`},
 		{"exception.message", `RunPodSandbox for name:"web-0" uid:"6e91ef8f-7183-432e-8afe-caba260b4f1f" namespace:"default"`, `RunPodSandbox for name:"{name:web-0}" uid:"{uid:6e91ef8f-7183-432e-8afe-caba260b4f1f}" namespace:"default"`},
@@ -141,7 +141,7 @@ func TestSpanNames(t *testing.T) {
 		{"HTTP GET", "HTTP GET"},
 		{"Create etcd3", "Create etcd3"},
 		{"audit", "audit"},
-		{"connect 10.0.0.7", "connect {ip:10.0.0.7}"},
+		{"connect 203.0.113.7", "connect {ip:203.0.113.7}"},
 	}
 	for _, tc := range cases {
 		w, _ := NewRecordRewriter(Options{Key: testKey})
