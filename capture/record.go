@@ -58,8 +58,6 @@ type RecordResult struct {
 	Interrupted bool
 }
 
-const localArchive = bundle.SpansDir + "local" + archive.FileExtension
-
 // Record receives OTLP on local ports for a window and writes a bundle.
 // Cancelling ctx ends the window early; the bundle is still written, under
 // a context of its own.
@@ -87,61 +85,39 @@ func Record(ctx context.Context, opts RecordOptions) (res *RecordResult, err err
 	log := teeLogger(opts.Logger, logFile)
 
 	archivePath := filepath.Join(work, "local"+archive.FileExtension)
-	maxReq := opts.Receiver.MaxRequestBytes
-	if maxReq <= 0 {
-		maxReq = receiver.DefaultMaxRequestBytes
-	}
-	aw, err := archive.Create(archivePath, archive.WriterOptions{MaxRecordSize: maxReq})
+	rc, err := StartRecording(ctx, RecordingOptions{Receiver: opts.Receiver, ArchivePath: archivePath, MaxBytes: opts.MaxBytes, Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	archiveClosed := false
-	defer func() {
-		if !archiveClosed {
-			aw.Close()
-		}
-	}()
-	rec := receiver.NewRecorder(aw, receiver.RecorderOptions{MaxBytes: opts.MaxBytes})
-	rcv, err := receiver.New(opts.Receiver, rec, receiver.Options{Logger: log})
-	if err != nil {
-		return nil, fmt.Errorf("create receiver: %w", err)
-	}
-	if err := rcv.Start(ctx); err != nil {
-		return nil, fmt.Errorf("start receiver: %w", err)
-	}
+	defer rc.Abort(context.WithoutCancel(ctx))
 	start := now()
-	res = &RecordResult{Output: opts.Output, Addrs: rcv.Addrs()}
+	res = &RecordResult{Output: opts.Output, Addrs: rc.Addrs}
 	log.Info("recording", "grpc", res.Addrs.GRPC, "http", res.Addrs.HTTP, "duration", opts.Duration, "max_bytes", opts.MaxBytes)
 	if opts.OnListening != nil {
 		opts.OnListening(res.Addrs)
 	}
 
-	res.Interrupted = waitWindow(ctx, opts, start, now, rec)
+	res.Interrupted = waitWindow(ctx, opts, start, now, rc)
 
 	// The window is over: whatever ended it, finish the bundle on a
 	// context that the interrupt does not cancel.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	shutErr := rcv.Shutdown(fctx)
+	stopped, err := rc.Stop(fctx)
 	end := now()
-	stats := rec.Stats()
-	archiveClosed = true
-	if err := aw.Close(); err != nil {
-		return nil, errors.Join(shutErr, fmt.Errorf("close span archive: %w", err))
+	if err != nil {
+		return nil, err
 	}
-	ast := aw.Stats()
+	stats, shutErr := stopped.Stats, stopped.ShutdownErr
 	log.Info("recording stopped", "spans", stats.Spans, "dropped_spans", stats.DroppedSpans, "interrupted", res.Interrupted)
 
 	m := &bundle.Manifest{
-		Tool:    bundle.Tool{Name: "trace-capture", Version: opts.ToolVersion},
-		Mode:    bundle.ModeLocal,
-		Window:  bundle.Window{Start: start.UTC(), End: end.UTC()},
-		Sources: ManifestSources(stats, ""),
-		Refused: manifestRefusals(stats),
-		Archives: []bundle.Archive{{
-			Path: localArchive, Records: ast.Records, Spans: stats.Spans,
-			RawBytes: ast.RawBytes, Bytes: ast.WrittenBytes,
-		}},
+		Tool:     bundle.Tool{Name: "trace-capture", Version: opts.ToolVersion},
+		Mode:     bundle.ModeLocal,
+		Window:   bundle.Window{Start: start.UTC(), End: end.UTC()},
+		Sources:  stopped.Sources(""),
+		Refused:  stopped.Refused(),
+		Archives: []bundle.Archive{stopped.Archive},
 	}
 	if res.Interrupted {
 		m.Notes = append(m.Notes, "recording was interrupted before the end of its window")
@@ -152,7 +128,7 @@ func Record(ctx context.Context, opts RecordOptions) (res *RecordResult, err err
 	if len(m.Sources) == 0 {
 		m.Notes = append(m.Notes, "no spans were received")
 	}
-	files := []bundle.File{{Name: localArchive, Path: archivePath}}
+	files := []bundle.File{{Name: LocalArchive, Path: archivePath}}
 	if err := logFile.Sync(); err == nil {
 		files = append(files, bundle.File{Name: bundle.LogsDir + "trace-capture.log", Path: logFile.Name()})
 	}
@@ -168,7 +144,7 @@ func Record(ctx context.Context, opts RecordOptions) (res *RecordResult, err err
 
 // waitWindow waits for the end of the window or ctx, reporting progress.
 // It returns true when ctx ended it first.
-func waitWindow(ctx context.Context, opts RecordOptions, start time.Time, now func() time.Time, rec *receiver.Recorder) bool {
+func waitWindow(ctx context.Context, opts RecordOptions, start time.Time, now func() time.Time, rec *Recording) bool {
 	var deadline <-chan time.Time
 	if opts.Duration > 0 {
 		t := time.NewTimer(opts.Duration)

@@ -164,30 +164,17 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	defer os.RemoveAll(work)
 	archivePath := filepath.Join(work, "local"+archive.FileExtension)
-	maxReq := opts.Receiver.MaxRequestBytes
-	if maxReq <= 0 {
-		maxReq = receiver.DefaultMaxRequestBytes
-	}
-	aw, err := archive.Create(archivePath, archive.WriterOptions{MaxRecordSize: maxReq})
+	var tly *tally
+	rc, err := capture.StartRecording(ctx, capture.RecordingOptions{Receiver: opts.Receiver, ArchivePath: archivePath, Logger: log,
+		Wrap: func(next receiver.Sink) receiver.Sink {
+			tly = &tally{next: next, traces: map[string]map[string]int64{}}
+			return tly
+		}})
 	if err != nil {
 		return nil, err
 	}
-	archiveClosed := false
-	defer func() {
-		if !archiveClosed {
-			aw.Close()
-		}
-	}()
-	rec := receiver.NewRecorder(aw, receiver.RecorderOptions{})
-	tally := &tally{next: rec, traces: map[string]map[string]int64{}}
-	rcv, err := receiver.New(opts.Receiver, tally, receiver.Options{Logger: log})
-	if err != nil {
-		return nil, fmt.Errorf("create receiver: %w", err)
-	}
-	if err := rcv.Start(ctx); err != nil {
-		return nil, fmt.Errorf("start receiver: %w", err)
-	}
-	res := &Result{Output: opts.Output, Addrs: rcv.Addrs(), Preflight: pf}
+	defer rc.Abort(context.WithoutCancel(ctx))
+	res := &Result{Output: opts.Output, Addrs: rc.Addrs, Preflight: pf}
 	if opts.OnListening != nil {
 		opts.OnListening(res.Addrs)
 	}
@@ -207,26 +194,22 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	shutErr := rcv.Shutdown(fctx)
+	stopped, err := rc.Stop(fctx)
 	end := time.Now()
-	stats := rec.Stats()
-	archiveClosed = true
-	if err := aw.Close(); err != nil {
-		return nil, errors.Join(sendErr, shutErr, fmt.Errorf("close span archive: %w", err))
+	if err != nil {
+		return nil, errors.Join(sendErr, err)
 	}
-	ast := aw.Stats()
-	tally.summarize(res)
+	stats, shutErr := stopped.Stats, stopped.ShutdownErr
+	tly.summarize(res)
 	log.Info("probe done", "requests", len(res.Requests), "traces_seen", res.TracesSeen, "spans", stats.Spans)
 
 	m := &bundle.Manifest{
-		Tool:    bundle.Tool{Name: "trace-capture", Version: opts.ToolVersion},
-		Mode:    bundle.ModeLocal,
-		Window:  bundle.Window{Start: start.UTC(), End: end.UTC()},
-		Sources: capture.ManifestSources(stats, ""),
-		Archives: []bundle.Archive{{
-			Path: bundle.SpansDir + "local" + archive.FileExtension, Records: ast.Records, Spans: stats.Spans,
-			RawBytes: ast.RawBytes, Bytes: ast.WrittenBytes,
-		}},
+		Tool:     bundle.Tool{Name: "trace-capture", Version: opts.ToolVersion},
+		Mode:     bundle.ModeLocal,
+		Window:   bundle.Window{Start: start.UTC(), End: end.UTC()},
+		Sources:  stopped.Sources(""),
+		Refused:  stopped.Refused(),
+		Archives: []bundle.Archive{stopped.Archive},
 	}
 	m.Notes = append(m.Notes, fmt.Sprintf("probe: %d requests with sampled traceparents sent as %s to kube-apiserver %s; %d of their traces came back; the requests are listed in %s",
 		len(res.Requests), pf.User, pf.APIServerVersion, res.TracesSeen, RequestsFile))
